@@ -25,6 +25,7 @@ static void node_free_saved(rn_node *n) {
   for (int i = 0; i < n->n_in; i++) rn_tensor_release(n->in[i]);
   free(n->in);
   n->in = NULL;
+  n->n_in = 0;
   for (int i = 0; i < RN_NODE_MAX_SAVED; i++) { rn_tensor_release(n->saved[i]); n->saved[i] = NULL; }
   rn_tensor_release(n->grad);
   n->grad = NULL;

@@ -29,7 +29,7 @@ rn_status rn_contig_nograd(rn_tensor **out, const rn_tensor *t);
 /* Records a node when needed; sets *node (or NULL). Convenience over rn_record. */
 #define RN_RECORD(node, name, bw, out, n, ins) \
   do { rn_status rn_rec_st_ = RN_OK; node = rn_record(name, bw, out, n, ins, &rn_rec_st_); \
-       if (rn_rec_st_ != RN_OK) { rn_tensor_release(out); return rn_rec_st_; } } while (0)
+       if (rn_rec_st_ != RN_OK) { rn_tensor_release(out); return rn_rec_st_; } (void)(node); } while (0)
 
 /* Grad mode scope for backward functions and optimisers. */
 typedef struct { bool prev; } rn_nograd_scope;

@@ -280,7 +280,7 @@ static rn_status element_ptr(const rn_tensor *t, const int64_t *idx, char **p) {
 }
 
 rn_status rn_tensor_get(const rn_tensor *t, const int64_t *idx, double *v) {
-  char *p;
+  char *p = NULL;
   RN_TRY(element_ptr(t, idx, &p));
   switch (t->dtype) {
     case RN_F32: *v = *(float *)p; break;
@@ -293,7 +293,7 @@ rn_status rn_tensor_get(const rn_tensor *t, const int64_t *idx, double *v) {
 }
 
 rn_status rn_tensor_set(rn_tensor *t, const int64_t *idx, double v) {
-  char *p;
+  char *p = NULL;
   RN_TRY(element_ptr(t, idx, &p));
   switch (t->dtype) {
     case RN_F32: *(float *)p = (float)v; break;

@@ -12,8 +12,8 @@
 typedef struct rn_rng { uint64_t seed, stream, offset; } rn_rng;
 
 void rn_rng_init(rn_rng *g, uint64_t seed, uint64_t stream);
-/* One Philox4x32-10 block: four 32-bit words for counter (c0, c1) under key `seed`. */
-void rn_philox(uint64_t seed, uint64_t c0, uint64_t c1, uint32_t out[4]);
+/* One Philox4x32-10 block: four 32-bit words for (counter, stream) under key `seed`. */
+void rn_philox(uint64_t seed, uint64_t counter, uint64_t stream, uint32_t out[4]);
 /* Uniform in [0,1) from one word; normal from two words (Box-Muller). */
 float rn_u01(uint32_t w);
 float rn_normal_from(uint32_t w0, uint32_t w1);
