@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds realnet and runs the whole test suite through CTest (the run ends with CTest's summary line).
+#   bash scripts/test.sh              install deps, build (Release) in build/, run every test
+#   bash scripts/test.sh --memcheck   the same under AddressSanitizer + UndefinedBehaviorSanitizer in build-asan/
+#   extra arguments after the mode go to ctest, e.g.  bash scripts/test.sh -L gradcheck
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=release
+if [ "${1:-}" = "--memcheck" ]; then mode=memcheck; shift; fi
+
+bash scripts/install-deps.sh
+jobs=$(nproc)
+
+if [ "$mode" = memcheck ]; then
+  dir=build-asan
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DREALNET_SANITIZE=ON >/dev/null
+  cmake --build "$dir" -j"$jobs"
+  # lua5.4 itself is not instrumented: preload the sanitizer runtime so the instrumented module can load.
+  export REALNET_ASAN_PRELOAD="$(gcc -print-file-name=libasan.so)"
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:fast_unwind_on_malloc=0"
+  export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+else
+  dir=build
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$dir" -j"$jobs"
+fi
+
+cd "$dir"
+ctest --output-on-failure --timeout 900 "$@"
