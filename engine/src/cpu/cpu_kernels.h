@@ -4,6 +4,9 @@
 
 #include "../internal.h"
 
+/* cpu_backend.c: frees the blocks the allocator keeps for reuse */
+void rn_cpu_release_cache(void);
+
 /* elementwise.c */
 rn_status rn_cpu_fill(rn_tensor *t, double v);
 rn_status rn_cpu_copy(rn_tensor *dst, const rn_tensor *src);
