@@ -25,6 +25,29 @@ rn_tensor *rn_lua_opt_tensor(lua_State *L, int arg);   /* nil/none -> NULL */
 int rn_lua_dim(lua_State *L, int arg, int ndim);
 /* A shape from a table {2,3,4} or from integer arguments starting at arg; returns ndim. */
 int rn_lua_check_shape(lua_State *L, int arg, int64_t *shape);
+/* Lua index (1-based, negative from the end) -> C index (0-based), range-checked against size. */
+int64_t rn_lua_index(lua_State *L, int arg, int64_t size);
+
+/* A fresh empty tensor box on the stack top; fill *box after (a failure in between leaks nothing). */
+rn_tensor **rn_lua_new_box(lua_State *L);
+/* Index tensors: Lua 1-based int64 -> a new 0-based int64 tensor (range-checked against size), and back. */
+rn_tensor *rn_lua_index_tensor_in(lua_State *L, int arg, int64_t size);
+void rn_lua_push_index_tensor(lua_State *L, rn_tensor *idx0);   /* takes over idx0; pushes idx0 + 1 */
+/* Registers fns in the module table on the stack top and, when methods is true, as tensor methods. */
+void rn_lua_register(lua_State *L, const luaL_Reg *fns, int methods);
+/* Option-table fields (opts at index `arg`, may be nil/none): defaults when absent; errors name opts.<key>. */
+lua_Integer rn_lua_opt_int(lua_State *L, int arg, const char *key, lua_Integer def);
+double rn_lua_opt_num(lua_State *L, int arg, const char *key, double def);    /* finite numbers only */
+int rn_lua_opt_bool(lua_State *L, int arg, const char *key, int def);
+const char *rn_lua_opt_str(lua_State *L, int arg, const char *key, const char *def);
+/* An integer or a pair {a, b} into v[2]; returns 0 when absent (v untouched). */
+int rn_lua_opt_pair(lua_State *L, int arg, const char *key, int v[2]);
+/* A finite number argument (NaN and inf raise naming the argument). */
+double rn_lua_check_finite(lua_State *L, int arg);
+/* The RNG opts resolve to: opts.generator, a fresh generator from opts.seed/opts.stream, or the state's default. */
+rn_rng *rn_lua_opt_rng(lua_State *L, int arg, rn_rng *scratch);
+/* Nudges the Lua GC when tensor memory grew a lot since the last nudge. */
+void rn_lua_gc_nudge(lua_State *L);
 
 void rn_lua_open_tensor(lua_State *L);
 void rn_lua_open_ops(lua_State *L);
@@ -32,6 +55,9 @@ void rn_lua_open_nn(lua_State *L);
 void rn_lua_open_autograd(lua_State *L);
 void rn_lua_open_optim(lua_State *L);
 void rn_lua_open_bench(lua_State *L);
+void rn_lua_open_rng(lua_State *L);
+void rn_lua_open_sys(lua_State *L);
+void rn_lua_open_state(lua_State *L);
 
 /* luaopen for the C module; the realnet binary preloads it as "realnet.core". */
 int luaopen_realnet_core(lua_State *L);

@@ -1,0 +1,85 @@
+/* bind_sys.c - engine facts and small host utilities the Lua library needs: version, threads, memory,
+ * directory listing (Lua itself cannot list a directory). */
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "bind_internal.h"
+
+static int y_set_num_threads(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  if (n < 0 || n > 4096) luaL_argerror(L, 1, "thread count must be in 0..4096 (0 restores the default)");
+  rn_set_num_threads((int)n);
+  return 0;
+}
+
+static int y_get_num_threads(lua_State *L) {
+  lua_pushinteger(L, rn_get_num_threads());
+  return 1;
+}
+
+/* allocated_bytes([device type "cpu"|"cuda"]) */
+static int y_allocated_bytes(lua_State *L) {
+  static const char *const types[] = {"cpu", "cuda", NULL};
+  int t = luaL_checkoption(L, 1, "cpu", types);
+  lua_pushinteger(L, (lua_Integer)rn_allocated_bytes(t == 0 ? RN_CPU : RN_CUDA));
+  return 1;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* listdir(path) -> sorted names (without . and ..), or nil, msg */
+static int y_listdir(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  DIR *d = opendir(path);
+  if (!d) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot list %s: %s", path, strerror(errno));
+    return 2;
+  }
+  lua_newtable(L);
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    lua_pushstring(L, e->d_name);
+    lua_rawseti(L, -2, ++n);
+  }
+  closedir(d);
+  /* sort through Lua's table.sort-free path: copy out, qsort, copy back */
+  const char **names = (const char **)lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *names, 0);
+  for (int i = 0; i < n; i++) { lua_rawgeti(L, -2, i + 1); names[i] = lua_tostring(L, -1); lua_pop(L, 1); }
+  qsort(names, (size_t)n, sizeof *names, cmp_str);
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) { lua_pushstring(L, names[i]); lua_rawseti(L, -2, i + 1); }
+  return 1;
+}
+
+/* file_type(path) -> "file" | "directory" | "other" | nil */
+static int y_file_type(lua_State *L) {
+  struct stat st;
+  if (stat(luaL_checkstring(L, 1), &st) != 0) { lua_pushnil(L); return 1; }
+  lua_pushstring(L, S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory" : "other");
+  return 1;
+}
+
+/* now() -> seconds on a monotonic clock (for timing and progress lines) */
+static int y_now(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec);
+  return 1;
+}
+
+static const luaL_Reg fns[] = {{"now", y_now}, 
+  {"set_num_threads", y_set_num_threads}, {"get_num_threads", y_get_num_threads},
+  {"allocated_bytes", y_allocated_bytes}, {"listdir", y_listdir}, {"file_type", y_file_type}, {NULL, NULL}};
+
+void rn_lua_open_sys(lua_State *L) {
+  rn_lua_register(L, fns, 0);
+  lua_pushstring(L, REALNET_VERSION);
+  lua_setfield(L, -2, "version");
+}

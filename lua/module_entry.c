@@ -1,0 +1,17 @@
+/* module_entry.c - luaopen_realnet_core: builds the table `require "realnet.core"` returns. The tensor
+ * metatable comes first: the other parts add their methods to it. */
+#include "binding.h"
+
+int luaopen_realnet_core(lua_State *L) {
+  lua_newtable(L);
+  rn_lua_open_tensor(L);
+  rn_lua_open_rng(L);
+  rn_lua_open_ops(L);
+  rn_lua_open_nn(L);
+  rn_lua_open_autograd(L);
+  rn_lua_open_optim(L);
+  rn_lua_open_state(L);
+  rn_lua_open_sys(L);
+  rn_lua_open_bench(L);
+  return 1;
+}
