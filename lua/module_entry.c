@@ -13,5 +13,10 @@ int luaopen_realnet_core(lua_State *L) {
   rn_lua_open_state(L);
   rn_lua_open_sys(L);
   rn_lua_open_bench(L);
+  rn_lua_open_image(L);
+  rn_lua_open_h5(L);
+  rn_lua_open_backbone(L);
+  rn_lua_open_data(L);
+  rn_lua_open_synth(L);
   return 1;
 }
