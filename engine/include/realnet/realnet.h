@@ -11,7 +11,7 @@
  *   if (rn_conv2d(&y, x, w, NULL, &p) != RN_OK) fprintf(stderr, "%s\n", rn_last_error());
  *
  * Modules: status.h (errors), tensor.h (tensors and views), ops.h (differentiable ops), autograd.h,
- * rng.h, optim.h, backend.h (devices and kernels), npy.h.
+ * rng.h, optim.h, backend.h (devices and kernels), npy.h; I/O: image.h, h5.h, safetensors.h; backbone.h.
  */
 #ifndef REALNET_H
 #define REALNET_H
@@ -26,5 +26,9 @@
 #include "optim.h"
 #include "backend.h"
 #include "npy.h"
+#include "image.h"
+#include "h5.h"
+#include "safetensors.h"
+#include "backbone.h"
 
 #endif

@@ -1,0 +1,220 @@
+--- realnet.synth: synthetic anomalies for RealNet training (spec 3): Perlin x foreground masks and four
+-- anomaly sources, blended per eq. (3) with opacity delta ~ U[lo, hi].
+--
+--   local rn = require "realnet"
+--   local ds = rn.data.mvtec(root, "bottle", {split = "train", size = 256})
+--   local synth = rn.synth.new{source = "dtd", dir = dtd_dir, category = "bottle", seed = 7}
+--   local A, I, M = synth:batch(ds, 16)    -- [16,3,H,W] anomalous, [16,3,H,W] normal, [16,1,H,W] mask
+--
+-- Options of new{...}:
+--   source      "dtd" (textures, glob dir/*/* or dir/*, 3 of 10 augmenters), "sia" / "sdas" (generated images
+--               of the same class: dir/<category>/* when that exists, else dir/*), "cutpaste" (a patch of the
+--               same image), "nsa" (a patch of another normal image of the dataset, Poisson-blended)
+--   dir         source images (dtd, sia); files = {...} gives the list instead
+--   category    selects the foreground rule from rn.synth.foreground.table (else the dataset's category)
+--   dataset     "mvtec", "visa", "mpdd" or "btad" to disambiguate the table (optional)
+--   foreground  a rule ("otsu_dark_c6_o6", a table, or false / "none"); overrides the category's rule
+--   foreground_table  a recipe's own table (category -> rule, or dataset -> category -> rule), looked up first
+--   seed        0; the same seed gives the same anomalies on any thread count
+--   opacity     {lo, hi}; defaults: dtd {0.2, 1}, sia {0.5, 1}, cutpaste and nsa {1, 1}
+--   retries     16: redraws of an empty mask before the foreground restriction is dropped for that sample
+--   augmenters  3 (dtd); perlin = {min_scale = 0, max_scale = 6, threshold = 0.5, rotation = {-90, 90}}
+--   area        {0.02, 0.15} patch area fraction, aspect 0.3 (cutpaste, nsa); poisson_iters, poisson_tol (nsa)
+--   quiet       true: no warning for an unknown category
+-- An unknown category is not an error: it gets no foreground restriction and one warning on stderr.
+local core = require "realnet.core"
+local fg = require "realnet.foreground"
+
+local sc = core.synth_core
+local M = {foreground = fg}
+
+local Synth = {}
+Synth.__index = Synth
+
+local IMAGE_EXT = {png = true, jpg = true, jpeg = true, bmp = true}
+
+local function is_image(name)
+  local ext = name:match("%.([%w]+)$")
+  return ext ~= nil and IMAGE_EXT[ext:lower()] == true
+end
+
+local function is_dir(path) return core.file_type(path) == "directory" end
+
+--- Image files directly in dir (sorted), and those one level down (dir/*/*) when `nested`.
+local function list_images(dir, nested)
+  local names, err = core.listdir(dir)
+  if not names then error("synth: " .. err, 3) end
+  local files = {}
+  for _, name in ipairs(names) do
+    local path = dir .. "/" .. name
+    if is_image(name) and core.file_type(path) == "file" then
+      files[#files + 1] = path
+    elseif nested and is_dir(path) then
+      for _, sub in ipairs(core.listdir(path) or {}) do
+        if is_image(sub) then files[#files + 1] = path .. "/" .. sub end
+      end
+    end
+  end
+  return files
+end
+
+local function source_files(o)
+  if o.files then return o.files end
+  if o.source ~= "dtd" and o.source ~= "sia" and o.source ~= "sdas" then return {} end
+  if not o.dir then error(("synth: source '%s' needs dir = <folder of images>"):format(o.source), 3) end
+  local dir = o.dir
+  if o.source ~= "dtd" and o.category and is_dir(dir .. "/" .. o.category) then dir = dir .. "/" .. o.category end
+  local files = list_images(dir, o.source == "dtd")
+  if #files == 0 then error(("synth: no images (png, jpg, bmp) in %s"):format(dir), 3) end
+  return files
+end
+
+local function warn(msg) io.stderr:write("realnet: warning: ", msg, "\n") end
+
+--- A synthesiser (see the options above). The C side is built on first use when the category comes from
+-- the dataset.
+function M.new(opts)
+  if type(opts) ~= "table" then error("rn.synth.new expects an options table", 2) end
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  o.source = o.source or "dtd"
+  local valid = {dtd = true, sia = true, sdas = true, cutpaste = true, nsa = true}
+  if not valid[o.source] then
+    error(("synth: unknown source '%s' (dtd, sia, sdas, cutpaste or nsa)"):format(tostring(o.source)), 2)
+  end
+  local op = o.opacity
+  if op ~= nil and (type(op) ~= "table" or #op ~= 2 or type(op[1]) ~= "number" or type(op[2]) ~= "number"
+      or not (0 <= op[1] and op[1] <= op[2] and op[2] <= 1)) then
+    error("synth: opacity must be a pair {lo, hi} with 0 <= lo <= hi <= 1", 2)
+  end
+  local self = setmetatable({opts = o, count = 0, fallbacks = 0}, Synth)
+  self.files = source_files(o)
+  if o.foreground ~= nil then self.rule = fg.normalize(o.foreground) end
+  self.picker = core.generator(o.seed or 0, 1 << 40) -- item choices; samples use streams 0, 1, 2, ...
+  if self.rule or o.category then self:_build(o.category) end
+  return self
+end
+
+--- The foreground rule in use (a table), resolving the category on first use.
+function Synth:_build(category)
+  if self.c then return end
+  local o = self.opts
+  if not self.rule then
+    local r, msg = nil, nil
+    if category then r, msg = fg.lookup(category, o.dataset, o.foreground_table)
+    else msg = "no category given; synthetic anomalies are not restricted to a foreground" end
+    if not r then
+      if not o.quiet then warn(msg) end
+      r = fg.normalize(false)
+    end
+    self.rule = r
+  end
+  local copts = {}
+  for _, k in ipairs{"seed", "opacity", "area", "aspect", "retries", "augmenters", "poisson_iters", "poisson_tol", "perlin"} do
+    copts[k] = o[k]
+  end
+  copts.source = o.source
+  copts.foreground = fg.to_core(self.rule)
+  self.c = sc.new(copts, self.files)
+end
+
+local function dataset_norm(ds)
+  local info = type(ds.info) == "function" and ds:info() or nil
+  if info and info.normalize == false then return "unit" end
+  return "imagenet"
+end
+
+--- n samples from a dataset (#ds, ds:get(i) -> {image = ...}): A, I (float32 [n,3,H,W], normalised like the
+-- dataset's images unless opts.output = "unit" | "imagenet" | "uint8") and M (float32 [n,1,H,W] of 0/1; with
+-- output "uint8": A, I uint8 [n,H,W,3], M uint8 [n,H,W]). opts.indices (1-based) picks the items; otherwise
+-- they are drawn uniformly from the synthesiser's seed. Item images are float32 [3,H,W] (opts.input =
+-- "imagenet" | "unit", default from ds:info().normalize) or uint8 [H,W,3].
+function Synth:batch(ds, n, opts)
+  opts = opts or {}
+  local size = #ds
+  if size < 1 then error("synth: the dataset is empty", 2) end
+  n = n or 1
+  if math.type(n) ~= "integer" or n < 1 then error("synth: batch size must be a positive integer", 2) end
+  local info = type(ds.info) == "function" and ds:info() or {}
+  self:_build(self.opts.category or info.category)
+  local idx = opts.indices
+  if idx then
+    if #idx ~= n then error(("synth: %d indices for a batch of %d"):format(#idx, n), 2) end
+  else
+    idx = {}
+    for i = 1, n do idx[i] = self.picker:int(1, size) end
+  end
+  local input = opts.input or dataset_norm(ds)
+  local imgs = {}
+  for i = 1, n do imgs[i] = ds:get(idx[i]).image end
+  local others = nil
+  if self.opts.source == "nsa" then
+    local list = {}
+    for i = 1, n do
+      local j = idx[i]
+      if size > 1 then
+        j = self.picker:int(1, size - 1)
+        if j >= idx[i] then j = j + 1 end -- another image than the one being changed
+      end
+      list[i] = ds:get(j).image
+    end
+    others = sc.stack(list, input)
+  end
+  local I8 = sc.stack(imgs, input)
+  local A, M = self:apply(I8, others)
+  local out = opts.output or (input == "unit" and "unit" or "imagenet")
+  if out == "uint8" then return A, I8, M end
+  return sc.to_chw(A, out), sc.to_chw(I8, out), sc.to_chw(M, "raw")
+end
+
+--- The sources on uint8 tensors: images [N,H,W,3] (and NSA partners) -> A uint8 [N,H,W,3], M uint8 [N,H,W].
+-- Samples are numbered on from the synthesiser's counter, so consecutive calls give new anomalies.
+function Synth:apply(images, others)
+  self:_build(self.opts.category)
+  local A, M, fb = self.c:apply(images, others, self.count)
+  self.count = self.count + images:size(1)
+  self.fallbacks = self.fallbacks + fb
+  return A, M
+end
+
+--- Samples drawn so far and how many of them fell back to no foreground restriction.
+function Synth:stats() return {samples = self.count, fallbacks = self.fallbacks} end
+
+--- The resolved settings: source, files, foreground rule (as text), seed.
+function Synth:describe()
+  return {source = self.opts.source, files = #self.files, foreground = self.rule and fg.describe(self.rule) or "(from the dataset)",
+          seed = self.opts.seed or 0, opacity = self.opts.opacity}
+end
+
+function Synth:free()
+  if self.c then self.c:free() end
+  self.c = nil
+end
+Synth.__close = Synth.free
+Synth.__name = "realnet.synth"
+function Synth.__tostring(s) return s.c and tostring(s.c) or ("synth(%s)"):format(s.opts.source) end
+
+--- Perlin mask uint8 [h,w] (0/1) and {rx, ry, degrees}; opts: seed, stream, generator, and the perlin fields.
+function M.perlin_mask(h, w, opts) return sc.perlin_mask(h, w, opts) end
+
+--- Foreground mask uint8 [H,W] of an RGB uint8 [H,W,3] image under a rule (string or table).
+function M.foreground_mask(image, rule) return sc.foreground_mask(image, fg.to_core(rule)) end
+
+--- A preview grid uint8 [.., .., 3] with rows A | M | I, from synth:batch outputs (float32 in the `norm`
+-- normalisation, "imagenet" by default, or uint8).
+function M.grid(A, Mk, I, norm, gap)
+  norm = norm or "imagenet"
+  local function u8(x) return x:dtype() == "uint8" and x or sc.from_chw(x, norm) end
+  return sc.grid(u8(A), sc.mask_u8(Mk), u8(I), gap)
+end
+
+--- Writes the preview grid as a PNG (atomic).
+function M.write_grid(path, A, Mk, I, norm, gap)
+  local g = M.grid(A, Mk, I, norm, gap)
+  core.image.write_png(path, g)
+  return g
+end
+
+M.core = sc
+M.Synth = Synth
+return M
