@@ -1,6 +1,7 @@
 /* tensor.c - storage, tensor headers, creation, facts and copies. Views live in views.c. */
 #include "internal.h"
 
+/* updated from loader threads too, hence atomic */
 static size_t allocated[RN_DEVICE_TYPE_COUNT];
 
 size_t rn_dtype_size(rn_dtype t) {
@@ -43,7 +44,9 @@ rn_status rn_device_parse(const char *s, rn_device *out) {
 
 bool rn_device_eq(rn_device a, rn_device b) { return a.type == b.type && a.index == b.index; }
 
-size_t rn_allocated_bytes(rn_device_type type) { return (unsigned)type < RN_DEVICE_TYPE_COUNT ? allocated[type] : 0; }
+size_t rn_allocated_bytes(rn_device_type type) {
+  return (unsigned)type < RN_DEVICE_TYPE_COUNT ? __atomic_load_n(&allocated[type], __ATOMIC_RELAXED) : 0;
+}
 
 /* ------------------------------------------------------------------ storage */
 
@@ -58,7 +61,7 @@ static rn_status storage_new(rn_storage **out, size_t bytes, rn_device dev) {
   s->bytes = bytes;
   s->device = dev;
   s->backend = be;
-  allocated[dev.type] += bytes;
+  __atomic_fetch_add(&allocated[dev.type], bytes, __ATOMIC_RELAXED);
   *out = s;
   return RN_OK;
 }
@@ -67,7 +70,7 @@ static void storage_release(rn_storage *s) {
   if (!s || --s->refcount > 0) return;
   if (!s->borrowed) {
     s->backend->free(s->backend, s->device.index, s->data, s->bytes);
-    allocated[s->device.type] -= s->bytes;
+    __atomic_fetch_sub(&allocated[s->device.type], s->bytes, __ATOMIC_RELAXED);
   }
   free(s);
 }
