@@ -58,6 +58,11 @@ void rn_lua_open_bench(lua_State *L);
 void rn_lua_open_rng(lua_State *L);
 void rn_lua_open_sys(lua_State *L);
 void rn_lua_open_state(lua_State *L);
+void rn_lua_open_image(lua_State *L);    /* core.image = {read, write, resize, ...} */
+void rn_lua_open_h5(lua_State *L);       /* core.h5 = {open}, core.tensorset */
+void rn_lua_open_backbone(lua_State *L); /* core.backbone, core.backbone_archs */
+void rn_lua_open_data(lua_State *L);     /* core.dataset, core.dataset_check, ... (rn.data) */
+void rn_lua_open_synth(lua_State *L);    /* core.synth_core (rn.synth) */
 
 /* luaopen for the C module; the realnet binary preloads it as "realnet.core". */
 int luaopen_realnet_core(lua_State *L);

@@ -22,7 +22,10 @@ end
 M.nn = require "realnet.nn"
 M.optim = require "realnet.optim"
 M.state = require "realnet.state"
+M.h5 = require "realnet.h5"
 M.toy = require "realnet.toy"
+M.data = require "realnet.data"
+M.synth = require "realnet.synth"
 
 --- A short readable form of a value (the REPL prints results with it): plain tables show their contents up to
 -- a depth and a length; everything else uses tostring.
