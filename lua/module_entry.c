@@ -18,5 +18,6 @@ int luaopen_realnet_core(lua_State *L) {
   rn_lua_open_backbone(L);
   rn_lua_open_data(L);
   rn_lua_open_synth(L);
+  rn_lua_open_metrics(L);
   return 1;
 }

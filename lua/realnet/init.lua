@@ -26,6 +26,7 @@ M.h5 = require "realnet.h5"
 M.toy = require "realnet.toy"
 M.data = require "realnet.data"
 M.synth = require "realnet.synth"
+M.metrics = require "realnet.metrics"
 
 --- A short readable form of a value (the REPL prints results with it): plain tables show their contents up to
 -- a depth and a length; everything else uses tostring.
