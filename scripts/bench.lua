@@ -139,13 +139,180 @@ local function bench_backbone(o)
   print(string.format("ratio realnet/pytorch: %.2fx (%.3f vs %.3f img/s)", ips / pips, ips, pips))
 end
 
+-- `realnet bench data [--data DIR --category NAME] [--batch 16] [--size 256] [--workers N] [--source dtd|cutpaste|nsa]
+-- [--dtd DIR] [--seconds 2] [--seed 0]`: images per second of the training input pipeline on the train split:
+-- loading (ds:batches with N worker threads), synthesis (synth:batch: decode on the calling thread + anomaly
+-- synthesis) and both together (loader batches fed to synth:apply). Without --data a demo set (rn.demo_data)
+-- is generated in a temporary directory first and removed afterwards. Each figure is timed over whole batches
+-- for at least --seconds (one pass at least).
+local DATA_USAGE = [[
+usage: realnet bench data [--data DIR --category NAME] [--batch N] [--size N] [--workers N]
+                          [--source dtd|cutpaste|nsa] [--dtd DIR] [--seconds S] [--seed N]
+  prints loading and synthesis throughput (img/s) on the train split with the worker count used;
+  without --data it generates the demo dataset in a temporary directory (defaults: batch 16, size 256)]]
+
+local function data_usage(msg)
+  if msg then
+    io.stderr:write("realnet bench data: ", msg, "\n", DATA_USAGE, "\n")
+    os.exit(1)
+  end
+  io.stdout:write(DATA_USAGE, "\n")
+  os.exit(0)
+end
+
+local function parse_data(args)
+  local o = {batch = 16, size = 256, seconds = 2, seed = 0}
+  local valued = {["--data"] = "data", ["--category"] = "category", ["--batch"] = "batch", ["--size"] = "size",
+                  ["--workers"] = "workers", ["--source"] = "source", ["--dtd"] = "dtd", ["--seconds"] = "seconds",
+                  ["--seed"] = "seed"}
+  local numeric = {batch = 1, size = 32, workers = 0, seconds = 0, seed = 0} -- the smallest value allowed
+  local i = 2
+  while i <= #args do
+    local a = args[i]
+    local key, inline = a:match("^(%-%-[%w%-]+)=(.*)$")
+    key = key or a
+    if a == "-h" or a == "--help" then
+      data_usage()
+    elseif valued[key] then
+      local v = inline
+      if not v then i = i + 1; v = args[i] end
+      if not v or v == "" then data_usage(key .. " needs a value") end
+      local name = valued[key]
+      if numeric[name] then
+        local n = tonumber(v)
+        if name ~= "seconds" then n = math.tointeger(n) end
+        if not n or n < numeric[name] then
+          data_usage(("%s needs %s >= %s"):format(key, name == "seconds" and "a number" or "an integer",
+                                                  numeric[name]))
+        end
+        v = n
+      end
+      o[name] = v
+    else
+      data_usage("unknown option " .. a)
+    end
+    i = i + 1
+  end
+  if o.data and not o.category then data_usage("--data needs --category NAME (the category directory)") end
+  if o.category and not o.data then data_usage("--category needs --data DIR") end
+  if o.source and o.source ~= "dtd" and o.source ~= "cutpaste" and o.source ~= "nsa" then
+    data_usage("--source must be dtd, cutpaste or nsa, not '" .. o.source .. "'")
+  end
+  return o
+end
+
+-- The DTD folder: --dtd, else the shared subset ($REALNET_SHARED or ../shared beside the tree), else nil.
+local function find_dtd(o)
+  if o.dtd then
+    if rn.file_type(o.dtd) ~= "directory" then data_usage("--dtd " .. o.dtd .. " is not a directory") end
+    return o.dtd
+  end
+  local shared = os.getenv("REALNET_SHARED")
+  if not shared or shared == "" then shared = (rn.home or ".") .. "/../shared" end
+  local dir = shared .. "/data/dtd_subset"
+  return rn.file_type(dir) == "directory" and dir or nil
+end
+
+-- Removes a directory tree made by this script (plain files and directories only).
+local function remove_tree(path)
+  if rn.file_type(path) == "directory" then
+    for _, name in ipairs(rn.listdir(path) or {}) do remove_tree(path .. "/" .. name) end
+  end
+  os.remove(path)
+end
+
+-- Runs step() (which returns the images it handled) until `seconds` passed and `min_calls` were made.
+local function timed(seconds, min_calls, step)
+  local n, calls, t0 = 0, 0, rn.now()
+  repeat
+    n = n + step()
+    calls = calls + 1
+  until calls >= min_calls and rn.now() - t0 >= seconds
+  local dt = rn.now() - t0
+  return n / dt, n, dt
+end
+
+local function bench_data(o)
+  local root, category, tmp = o.data, o.category, nil
+  local made = ""
+  if not root then
+    tmp = os.tmpname()
+    os.remove(tmp)
+    local t0 = rn.now()
+    local ok, dir = pcall(rn.demo_data.make, tmp, {seed = o.seed, size = o.size})
+    if not ok then data_usage(tostring(dir)) end
+    root, category = tmp, "demo_surface"
+    made = (" (demo set generated in %.2f s)"):format(rn.now() - t0)
+  end
+  local ok, err = pcall(function()
+    local ds <close> = rn.data.mvtec(root, category, {split = "train", size = o.size})
+    local workers = o.workers or rn.data.default_workers()
+    local dtd = find_dtd(o)
+    local source = o.source or (dtd and "dtd" or "cutpaste")
+    if source == "dtd" and not dtd then
+      error("--source dtd needs --dtd DIR (no shared dtd_subset found)", 0)
+    end
+    local synth <close> = rn.synth.new{source = source, dir = dtd, category = category, seed = o.seed, quiet = true}
+    print(("data %s/%s%s: %d train images, %dx%d, batch %d, workers %d, %d threads, source %s"):format(
+      root, category, made, #ds, o.size, o.size, o.batch, workers, rn.get_num_threads(), source))
+    local nb = (#ds + o.batch - 1) // o.batch
+    -- loading: whole epochs through the worker threads
+    local epoch = 0
+    local load_ips, ln, lt = timed(o.seconds, 1, function()
+      local n = 0
+      epoch = epoch + 1
+      for b in ds:batches{batch = o.batch, shuffle = true, seed = o.seed, epoch = epoch, workers = workers} do
+        n = n + b.size
+      end
+      return n
+    end)
+    print(("load        %9.1f img/s  (%d images in %.2f s: ds:batches, %d batches per epoch, %d workers)"):format(
+      load_ips, ln, lt, nb, workers))
+    -- synthesis: synth:batch decodes its items on the calling thread, then synthesises
+    local syn_ips, sn, st = timed(o.seconds, 1, function()
+      local A, I, M = synth:batch(ds, o.batch)
+      A:free(); I:free(); M:free()
+      return o.batch
+    end)
+    print(("synth       %9.1f img/s  (%d images in %.2f s: synth:batch, decode + %s synthesis)"):format(
+      syn_ips, sn, st, source))
+    -- both: the loader's batches (uint8 again) through the synthesiser, as a training step consumes them
+    local sc = rn.synth.core
+    local both_ips, bn, bt = timed(o.seconds, 1, function()
+      local n = 0
+      epoch = epoch + 1
+      for b in ds:batches{batch = o.batch, shuffle = true, seed = o.seed, epoch = epoch, workers = workers} do
+        local I8 = sc.from_chw(b.images, "imagenet")
+        local others = nil
+        if source == "nsa" then -- partner of item i: item i+1 of the batch (another normal image)
+          others = b.size > 1 and rn.cat({I8:narrow(1, 2, b.size - 1), I8:narrow(1, 1, 1)}, 1) or I8:clone()
+        end
+        local A, M = synth:apply(I8, others)
+        A:free(); M:free(); I8:free()
+        if others then others:free() end
+        n = n + b.size
+      end
+      return n
+    end)
+    print(("load+synth  %9.1f img/s  (%d images in %.2f s: ds:batches -> synth:apply, %d workers)"):format(
+      both_ips, bn, bt, workers))
+  end)
+  if tmp then remove_tree(tmp) end
+  if not ok then
+    io.stderr:write("realnet bench data: ", tostring(err), "\n")
+    os.exit(1)
+  end
+end
+
 local arg = arg or {}
 if arg[1] == "conv" then
   bench_conv(parse(arg))
 elseif arg[1] == "backbone" then
   bench_backbone(parse_backbone(arg))
+elseif arg[1] == "data" then
+  bench_data(parse_data(arg))
 elseif arg[1] == nil or arg[1] == "-h" or arg[1] == "--help" then
   usage()
 else
-  usage("unknown benchmark '" .. tostring(arg[1]) .. "' (available: conv, backbone)")
+  usage("unknown benchmark '" .. tostring(arg[1]) .. "' (available: conv, backbone, data)")
 end

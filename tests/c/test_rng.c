@@ -68,6 +68,7 @@ int main(void) {
   int all = 1;
   for (int i = 0; i < 100; i++) all &= seen[i] == 1;
   CHECK(all);
+  rn_tensor_release(perm);
   CHECK_ERR(rn_rng_permutation(&g, &perm, -3), RN_ERR_ARG, "negative");
   CHECK_ERR(rn_rng_normal_(&g, a, 0, -1), RN_ERR_ARG, "negative");
   CHECK_ERR(rn_rng_uniform_(&g, a, NAN, 1), RN_ERR_ARG, "not finite");
