@@ -64,6 +64,7 @@ void rn_lua_open_backbone(lua_State *L); /* core.backbone, core.backbone_archs *
 void rn_lua_open_data(lua_State *L);     /* core.dataset, core.dataset_check, ... (rn.data) */
 void rn_lua_open_synth(lua_State *L);    /* core.synth_core (rn.synth) */
 void rn_lua_open_metrics(lua_State *L);  /* core.metrics_core (rn.metrics) */
+void rn_lua_open_tty(lua_State *L);      /* core.isatty, core.term_width, core.mkdir (CLI toolkit) */
 void rn_lua_open_demo(lua_State *L);     /* core.demo_data = {make, render, defects, textures} */
 
 /* luaopen for the C module; the realnet binary preloads it as "realnet.core". */

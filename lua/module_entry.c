@@ -19,6 +19,7 @@ int luaopen_realnet_core(lua_State *L) {
   rn_lua_open_data(L);
   rn_lua_open_synth(L);
   rn_lua_open_metrics(L);
+  rn_lua_open_tty(L);
   rn_lua_open_demo(L);
   return 1;
 }

@@ -7,65 +7,43 @@
 -- named by --category), or a VisA root with split_csv/1cls.csv. Every image and mask is decoded. Each problem
 -- is printed with its path; the exit status is 0 when there are none, 1 when there are, 2 on a usage error.
 local rn = require "realnet"
+local cli = require "realnet.cli"
 
-local USAGE = [[
-usage: realnet doctor DIR [--dataset mvtec|visa|mpdd|btad|folder|jsonl] [--category NAME] [--threads N]
-                          [--normal DIR] [--abnormal A,B,...] [--masks DIR] [--normal-test DIR] [--protocol FILE]
-  checks a dataset: missing or unpaired masks, masks whose size differs from their image, unreadable files,
-  empty splits; prints counts per split and defect type and each problem by path.
-  exit status: 0 clean, 1 problems found, 2 usage error]]
+local KIND_LIST = {"mvtec", "visa", "mpdd", "btad", "folder", "jsonl"}
+local KINDS = {}
+for _, k in ipairs(KIND_LIST) do KINDS[k] = true end
 
-local KINDS = {mvtec = true, visa = true, mpdd = true, btad = true, folder = true, jsonl = true}
+local SPEC = {
+  name = "doctor",
+  usage = "DIR [--dataset mvtec|visa|mpdd|btad|folder|jsonl] [--category NAME] [--threads N]\n" ..
+          "                          [--normal DIR] [--abnormal A,B,...] [--masks DIR] [--normal-test DIR]\n" ..
+          "                          [--protocol FILE]",
+  summary = "checks a dataset: missing or unpaired masks, masks whose size differs from their image, unreadable\n" ..
+            "files, empty splits; prints counts per split and defect type and each problem by path.",
+  positional = {{"dir", metavar = "DIR", required = true, missing = "no dataset directory given"}},
+  too_many = function(pos) return ("one directory only (got %s and %s)"):format(pos[1], pos[2]) end,
+  options = {
+    {"--dataset", dest = "kind", metavar = table.concat(KIND_LIST, "|"), help = "layout (default: detected)"},
+    {"--category", help = "check only this category of a dataset root"},
+    {"--threads", type = "int", min = 1, help = "decoding threads"},
+    {"--normal", type = "path", metavar = "DIR", help = "folder layout: the normal images"},
+    {"--abnormal", type = "list", metavar = "A,B,...", help = "folder layout: the abnormal folders"},
+    {"--masks", type = "path", metavar = "DIR", help = "folder layout: the masks"},
+    {"--normal-test", type = "path", metavar = "DIR", help = "folder layout: normal test images"},
+    {"--protocol", type = "path", help = "jsonl layout: the protocol file"},
+  },
+  epilog = "exit status: 0 clean, 1 problems found, 2 usage error",
+}
 
-local function usage(msg)
-  if msg then
-    io.stderr:write("realnet doctor: ", msg, "\n(run 'realnet doctor --help' for the options)\n")
-    os.exit(2)
-  end
-  io.stdout:write(USAGE, "\n")
-  os.exit(0)
-end
+local function usage(msg) cli.usage_error(SPEC, msg) end
 
 local function parse(args)
-  local o = {opts = {}}
-  local valued = {["--dataset"] = "kind", ["--category"] = "category", ["--threads"] = "threads",
-                  ["--normal"] = "normal", ["--abnormal"] = "abnormal", ["--masks"] = "masks",
-                  ["--normal-test"] = "normal_test", ["--protocol"] = "protocol"}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    local key, inline = a:match("^(%-%-[%w%-]+)=(.*)$")
-    key = key or a
-    if a == "-h" or a == "--help" then
-      usage()
-    elseif valued[key] then
-      local v = inline
-      if not v then i = i + 1; v = args[i] end
-      if not v or v == "" then usage(key .. " needs a value") end
-      o[valued[key]] = v
-    elseif a:sub(1, 1) == "-" then
-      usage("unknown option " .. a)
-    elseif o.dir then
-      usage("one directory only (got " .. o.dir .. " and " .. a .. ")")
-    else
-      o.dir = a
-    end
-    i = i + 1
-  end
-  if not o.dir then usage("no dataset directory given") end
+  local o = cli.parse(args, SPEC)
+  o.opts = {}
   if o.kind and not KINDS[o.kind] then
     usage("unknown dataset kind '" .. o.kind .. "' (expected mvtec, visa, mpdd, btad, folder or jsonl)")
   end
-  if o.threads then
-    o.threads = math.tointeger(tonumber(o.threads))
-    if not o.threads or o.threads < 1 then usage("--threads needs a positive integer") end
-  end
-  for _, k in ipairs{"normal", "masks", "normal_test", "protocol"} do o.opts[k] = o[k] end
-  if o.abnormal then
-    local list = {}
-    for name in o.abnormal:gmatch("[^,]+") do list[#list + 1] = name end
-    o.opts.abnormal = list
-  end
+  for _, k in ipairs{"normal", "masks", "normal_test", "protocol", "abnormal"} do o.opts[k] = o[k] end
   return o
 end
 

@@ -9,46 +9,33 @@
 -- Source tensors that no rule maps are listed (and make --strict fail); stages whose weights are absent are
 -- reported and simply left out. Exit status: 0 done, 1 nothing usable or a write failure, 2 bad usage.
 local rn = require "realnet"
+local cli = require "realnet.cli"
 
-local function usage(msg)
-  if msg then io.stderr:write("realnet import: ", msg, "\n") end
-  io.stderr:write("usage: realnet import FILE --arch NAME --out FILE.h5 [--strict] [--quiet]\n",
-                  "  FILE: a .safetensors file, a folder of .npy files or an HDF5 store\n",
-                  "  --arch: one of ", table.concat(rn.backbone_archs(), ", "), "\n",
-                  "  --strict: fail when a source tensor cannot be mapped (default: list it and go on)\n")
-  os.exit(msg and 2 or 0)
-end
+local SPEC = {
+  name = "import",
+  usage = "FILE --arch NAME --out FILE.h5 [--strict] [--quiet]",
+  summary = "FILE: a .safetensors file, a folder of .npy files or an HDF5 store",
+  positional = {{"file", metavar = "FILE", required = true, missing = "no input file"}},
+  too_many = function(pos) return ("more than one input file (%s, %s)"):format(pos[1], pos[2]) end,
+  options = {
+    {"--arch", required = true, help = "one of " .. table.concat(rn.backbone_archs(), ", ")},
+    {"--out", type = "path", metavar = "FILE.h5", required = true, help = "the HDF5 file to write"},
+    {"--strict", type = "flag", help = "fail when a source tensor cannot be mapped (default: list it and go on)"},
+    {"--quiet", type = "flag", help = "print nothing on success"},
+  },
+  epilog = "exit status: 0 done, 1 nothing usable or a write failure, 2 bad usage",
+  help_stream = io.stderr, -- as before the toolkit (import_spec reads the help there)
+}
 
 local function parse(args)
-  local o = {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a == "--arch" or a == "--out" then
-      if not args[i + 1] then usage(a .. " needs a value") end
-      o[a:sub(3)] = args[i + 1]
-      i = i + 1
-    elseif a == "--strict" then
-      o.strict = true
-    elseif a == "--quiet" then
-      o.quiet = true
-    elseif a == "-h" or a == "--help" then
-      usage()
-    elseif a:sub(1, 1) == "-" then
-      usage("unknown option " .. a)
-    elseif o.file then
-      usage("more than one input file (" .. o.file .. ", " .. a .. ")")
-    else
-      o.file = a
-    end
-    i = i + 1
-  end
-  if not o.file then usage("no input file") end
-  if not o.arch then usage("--arch is required") end
-  if not o.out then usage("--out is required") end
+  local o = cli.parse(args, SPEC)
   local known = false
   for _, n in ipairs(rn.backbone_archs()) do known = known or n == o.arch end
-  if not known then usage("unknown architecture '" .. o.arch .. "'") end
+  if not known then
+    local _, near = cli.nearest(o.arch, rn.backbone_archs())
+    cli.usage_error(SPEC, "unknown architecture '" .. o.arch .. "'" ..
+                          (near and (" (did you mean " .. near .. "?)") or ""))
+  end
   if not rn.file_type(o.file) then
     io.stderr:write("realnet import: cannot open ", o.file, "\n")
     os.exit(1)

@@ -8,55 +8,40 @@
 -- foreground rule comes from the category (rn.synth.foreground.table) unless --foreground gives one
 -- ("otsu_dark_c6_o6", "none", ...); an unknown category gets none, with a warning.
 local rn = require "realnet"
+local cli = require "realnet.cli"
 
-local USAGE = [[
-usage: realnet synth-preview --data DIR --category NAME --source dtd|sia|cutpaste|nsa --out FILE.png
-                             [--dtd DIR] [--sia DIR] [--n 8] [--seed 0] [--size 256] [--dataset mvtec]
-                             [--foreground RULE] [--opacity LO,HI]
-  writes a grid of synthetic anomalies on the category's training images (rows of A | M | I).]]
-
-local function usage(msg)
-  if msg then
-    io.stderr:write("realnet synth-preview: ", msg, "\n(run 'realnet synth-preview --help' for the options)\n")
-    os.exit(2)
-  end
-  io.stdout:write(USAGE, "\n")
-  os.exit(0)
+-- "LO,HI" -> {lo, hi}
+local function opacity(text)
+  local lo, hi = text:match("^([%d%.]+),([%d%.]+)$")
+  if not (lo and tonumber(lo) and tonumber(hi)) then return nil, "must read LO,HI (e.g. 0.2,1)" end
+  return {tonumber(lo), tonumber(hi)}
 end
 
-local function parse(args)
-  local o = {n = "8", seed = "0", size = "256", dataset = "mvtec", source = "dtd"}
-  local keys = {data = true, category = true, source = true, dtd = true, sia = true, out = true, n = true,
-                seed = true, size = true, dataset = true, foreground = true, opacity = true}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a == "-h" or a == "--help" then usage() end
-    local key, inline = a:match("^%-%-([%w%-]+)=(.*)$")
-    key = key or a:match("^%-%-([%w%-]+)$")
-    if not key or not keys[key] then usage("unknown argument " .. a) end
-    local v = inline
-    if not v then i = i + 1; v = args[i] end
-    if not v or v == "" then usage("--" .. key .. " needs a value") end
-    o[key] = v
-    i = i + 1
-  end
-  for _, k in ipairs{"data", "out"} do
-    if not o[k] then usage("--" .. k .. " is required") end
-  end
-  for _, k in ipairs{"n", "seed", "size"} do
-    o[k] = math.tointeger(tonumber(o[k]))
-    if not o[k] or o[k] < (k == "seed" and 0 or 1) then usage("--" .. k .. " must be a positive integer") end
-  end
-  if o.opacity then
-    local lo, hi = o.opacity:match("^([%d%.]+),([%d%.]+)$")
-    if not lo then usage("--opacity must read LO,HI (e.g. 0.2,1)") end
-    o.opacity = {tonumber(lo), tonumber(hi)}
-  end
-  return o
-end
+local SPEC = {
+  name = "synth-preview",
+  usage = "--data DIR --category NAME --source dtd|sia|cutpaste|nsa --out FILE.png\n" ..
+          "                             [--dtd DIR] [--sia DIR] [--n 8] [--seed 0] [--size 256] [--dataset mvtec]\n" ..
+          "                             [--foreground RULE] [--opacity LO,HI]",
+  summary = "writes a grid of synthetic anomalies on the category's training images (rows of A | M | I).",
+  options = {
+    {"--data", type = "path", metavar = "DIR", required = true, help = "dataset root or category directory"},
+    {"--category", help = "category name"},
+    {"--source", default = "dtd", metavar = "dtd|sia|cutpaste|nsa", help = "anomaly source"},
+    {"--dtd", type = "path", metavar = "DIR", help = "DTD texture folder (--source dtd)"},
+    {"--sia", type = "path", metavar = "DIR", help = "SIA image folder (--source sia)"},
+    {"--out", type = "path", metavar = "FILE.png", required = true, help = "the grid to write"},
+    {"--n", type = "int", min = 1, default = 8, help = "samples"},
+    {"--seed", type = "int", min = 0, default = 0, help = "synthesis seed"},
+    {"--size", type = "int", min = 1, default = 256, help = "image size"},
+    {"--dataset", default = "mvtec", metavar = "mvtec|visa|mpdd|btad", help = "dataset layout"},
+    {"--foreground", metavar = "RULE", help = "foreground rule (default: the category's)"},
+    {"--opacity", type = opacity, metavar = "LO,HI", help = "blend opacity range"},
+  },
+}
 
-local o = parse(arg)
+local function usage(msg) cli.usage_error(SPEC, msg) end
+
+local o = cli.parse(arg, SPEC)
 local dir, category = o.data, o.category
 if category and rn.file_type(dir .. "/" .. category) ~= "directory" and rn.file_type(dir .. "/train") == "directory" then
   category = nil -- DIR is the category directory itself

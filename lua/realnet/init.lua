@@ -27,6 +27,11 @@ M.toy = require "realnet.toy"
 M.data = require "realnet.data"
 M.synth = require "realnet.synth"
 M.metrics = require "realnet.metrics"
+M.json = require "realnet.json"
+M.cli = require "realnet.cli"
+M.config = require "realnet.config"
+M.progress = require "realnet.progress"
+M.rundir = require "realnet.rundir"
 
 --- A short readable form of a value (the REPL prints results with it): plain tables show their contents up to
 -- a depth and a length; everything else uses tostring.

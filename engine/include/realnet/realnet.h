@@ -11,7 +11,8 @@
  *   if (rn_conv2d(&y, x, w, NULL, &p) != RN_OK) fprintf(stderr, "%s\n", rn_last_error());
  *
  * Modules: status.h (errors), tensor.h (tensors and views), ops.h (differentiable ops), autograd.h,
- * rng.h, optim.h, backend.h (devices and kernels), npy.h; I/O: image.h, h5.h, safetensors.h; backbone.h.
+ * rng.h, optim.h, backend.h (devices and kernels), npy.h; I/O: image.h, h5.h, safetensors.h; backbone.h; data: dataset.h, synth.h,
+ * demo_data.h; metrics.h.
  */
 #ifndef REALNET_H
 #define REALNET_H
@@ -30,5 +31,9 @@
 #include "h5.h"
 #include "safetensors.h"
 #include "backbone.h"
+#include "metrics.h"
+#include "dataset.h"
+#include "synth.h"
+#include "demo_data.h"
 
 #endif

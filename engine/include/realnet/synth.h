@@ -161,6 +161,6 @@ rn_status rn_synth_to_chw(rn_tensor **out, const rn_tensor *u8, rn_synth_norm no
 rn_status rn_synth_from_chw(rn_tensor **out, const rn_tensor *x, rn_synth_norm norm);
 /* A preview grid: one row per sample, A | M (white on black) | I, `gap` white pixels between panels.
  * A, I uint8 [N,H,W,3], M uint8 [N,H,W] {0,1} -> uint8 [N H + (N-1) gap, 3 W + 2 gap, 3]. */
-rn_status rn_synth_grid(rn_tensor **out, const rn_tensor *A, const rn_tensor *M, const rn_tensor *I, int gap);
+rn_status rn_synth_grid(rn_tensor **out, const rn_tensor *anomalous, const rn_tensor *mask, const rn_tensor *normal, int gap);
 
 #endif
