@@ -21,5 +21,6 @@ int luaopen_realnet_core(lua_State *L) {
   rn_lua_open_metrics(L);
   rn_lua_open_tty(L);
   rn_lua_open_demo(L);
+  rn_lua_open_patchcore(L);
   return 1;
 }

@@ -32,6 +32,7 @@ M.cli = require "realnet.cli"
 M.config = require "realnet.config"
 M.progress = require "realnet.progress"
 M.rundir = require "realnet.rundir"
+M.patchcore = require "realnet.patchcore"
 
 --- A short readable form of a value (the REPL prints results with it): plain tables show their contents up to
 -- a depth and a length; everything else uses tostring.
