@@ -65,6 +65,7 @@ void rn_lua_open_data(lua_State *L);     /* core.dataset, core.dataset_check, ..
 void rn_lua_open_synth(lua_State *L);    /* core.synth_core (rn.synth) */
 void rn_lua_open_metrics(lua_State *L);  /* core.metrics_core (rn.metrics) */
 void rn_lua_open_tty(lua_State *L);      /* core.isatty, core.term_width, core.mkdir (CLI toolkit) */
+void rn_lua_open_rrs(lua_State *L);      /* core.rrs = {new} (Reconstruction Residual Selection) */
 void rn_lua_open_demo(lua_State *L);     /* core.demo_data = {make, render, defects, textures} */
 void rn_lua_open_patchcore(lua_State *L); /* core.patchcore_new, patchcore_load, ... (rn.patchcore) */
 

@@ -20,6 +20,7 @@ int luaopen_realnet_core(lua_State *L) {
   rn_lua_open_synth(L);
   rn_lua_open_metrics(L);
   rn_lua_open_tty(L);
+  rn_lua_open_rrs(L);
   rn_lua_open_demo(L);
   rn_lua_open_patchcore(L);
   return 1;

@@ -33,6 +33,7 @@ M.config = require "realnet.config"
 M.progress = require "realnet.progress"
 M.rundir = require "realnet.rundir"
 M.patchcore = require "realnet.patchcore"
+M.realnet = require "realnet.realnet"
 
 --- A short readable form of a value (the REPL prints results with it): plain tables show their contents up to
 -- a depth and a length; everything else uses tostring.
