@@ -34,6 +34,7 @@ M.progress = require "realnet.progress"
 M.rundir = require "realnet.rundir"
 M.patchcore = require "realnet.patchcore"
 M.realnet = require "realnet.realnet"
+M.sdas = require "realnet.sdas"
 
 --- A short readable form of a value (the REPL prints results with it): plain tables show their contents up to
 -- a depth and a length; everything else uses tostring.
