@@ -12,7 +12,8 @@
  *
  * Modules: status.h (errors), tensor.h (tensors and views), ops.h (differentiable ops), autograd.h,
  * rng.h, optim.h, backend.h (devices and kernels), npy.h; I/O: image.h, h5.h, safetensors.h; backbone.h; data: dataset.h, synth.h,
- * demo_data.h; metrics.h.
+ * demo_data.h; metrics.h;
+ * models: patchcore.h, rrs.h, diffusion.h.
  */
 #ifndef REALNET_H
 #define REALNET_H
@@ -35,5 +36,8 @@
 #include "dataset.h"
 #include "synth.h"
 #include "demo_data.h"
+#include "patchcore.h"
+#include "rrs.h"
+#include "diffusion.h"
 
 #endif
