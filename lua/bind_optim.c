@@ -110,9 +110,25 @@ static int p_lr(lua_State *L) {
   return 1;
 }
 
+/* steps() -> count; steps(n) sets it (restoring a saved optimiser) */
 static int p_steps(lua_State *L) {
-  lua_pushinteger(L, rn_optim_steps(check_optim(L, 1)->o));
+  optim_box *b = check_optim(L, 1);
+  if (!lua_isnoneornil(L, 2)) {
+    lua_Integer n = luaL_checkinteger(L, 2);
+    if (n < 0) luaL_argerror(L, 2, "steps must be >= 0");
+    rn_optim_set_steps(b->o, (int64_t)n);
+  }
+  lua_pushinteger(L, rn_optim_steps(b->o));
   return 1;
+}
+
+/* set_state(i, slot, t): parameter i's (1-based) state slot 1 or 2 becomes a copy of t (restoring). */
+static int p_set_state(lua_State *L) {
+  optim_box *b = check_optim(L, 1);
+  int i = (int)rn_lua_index(L, 2, b->n);
+  int slot = (int)rn_lua_index(L, 3, 2);
+  rn_lua_check(L, rn_optim_set_state(b->o, i, slot, rn_lua_check_tensor(L, 4)), "optimizer set_state");
+  return 0;
 }
 
 /* state(i, slot): the optimiser's state tensor for parameter i (1-based), slot 1 or 2; nil if none yet. */
@@ -161,7 +177,7 @@ static int p_ema_update(lua_State *L) {
 
 static const luaL_Reg methods[] = {
   {"step", p_step}, {"zero_grad", p_zero_grad}, {"lr", p_lr}, {"steps", p_steps}, {"state", p_state},
-  {"free", p_release}, {NULL, NULL}};
+  {"set_state", p_set_state}, {"free", p_release}, {NULL, NULL}};
 
 static const luaL_Reg module_fns[] = {
   {"optimizer", p_new}, {"clip_grad_norm", p_clip_grad_norm}, {"ema_update", p_ema_update}, {NULL, NULL}};

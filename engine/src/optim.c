@@ -71,6 +71,26 @@ rn_tensor *rn_optim_get_state(const rn_optim *o, int param, int slot) {
   return o->state[slot][param];
 }
 
+void rn_optim_set_steps(rn_optim *o, int64_t steps) { if (steps >= 0) o->steps = steps; }
+
+rn_status rn_optim_set_state(rn_optim *o, int param, int slot, const rn_tensor *src) {
+  if (param < 0 || param >= o->n || slot < 0 || slot > 1)
+    return rn_error(RN_ERR_ARG, "optimizer set_state: parameter %d slot %d out of range (%d parameters, 2 slots)",
+                    param + 1, slot + 1, o->n);
+  RN_TRY(rn_check_f32(src, "optimizer set_state: state"));
+  rn_tensor *p = o->params[param];
+  if (src->ndim != p->ndim)
+    return rn_error(RN_ERR_SHAPE, "optimizer set_state: state of rank %d for parameter %d of rank %d", src->ndim,
+                    param + 1, p->ndim);
+  for (int d = 0; d < p->ndim; d++)
+    if (src->shape[d] != p->shape[d])
+      return rn_error(RN_ERR_SHAPE, "optimizer set_state: state shape differs from parameter %d's in dim %d",
+                      param + 1, d + 1);
+  rn_tensor **slotp = &o->state[slot][param];
+  if (!*slotp) RN_TRY(rn_tensor_zeros_like(slotp, p));
+  return rn_copy_(*slotp, src);
+}
+
 /* Writes the value of `src` into `dst` in place (both contiguous float32 of one shape). */
 static rn_status assign(rn_tensor *dst, rn_tensor *src) { return rn_copy_(dst, src); }
 

@@ -34,6 +34,9 @@ M.progress = require "realnet.progress"
 M.rundir = require "realnet.rundir"
 M.patchcore = require "realnet.patchcore"
 M.realnet = require "realnet.realnet"
+M.trainer = require "realnet.trainer"
+M.evaluator = require "realnet.evaluator"
+M.predictor = require "realnet.predictor"
 M.sdas = require "realnet.sdas"
 
 --- A short readable form of a value (the REPL prints results with it): plain tables show their contents up to

@@ -31,6 +31,10 @@ void rn_optim_set_lr(rn_optim *o, float lr);
 int64_t rn_optim_steps(const rn_optim *o);
 /* State tensors by parameter index for saving (m/v for Adam, momentum buffer for SGD); may be NULL. */
 rn_tensor *rn_optim_get_state(const rn_optim *o, int param, int slot);
+/* Restoring a saved optimiser (training resume): the step count (bias correction), and state `slot` of
+ * parameter `param` set to a copy of src (which must have the parameter's shape; created when absent). */
+void rn_optim_set_steps(rn_optim *o, int64_t steps);
+rn_status rn_optim_set_state(rn_optim *o, int param, int slot, const rn_tensor *src);
 
 /* Scales all grads so their joint L2 norm is at most max_norm; *total_norm gets the norm before. */
 rn_status rn_clip_grad_norm(int n, rn_tensor *const *params, float max_norm, float *total_norm);

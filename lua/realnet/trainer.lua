@@ -1,0 +1,624 @@
+--- realnet.trainer: `realnet train` - RealNet (or the PatchCore baseline) trained into a run directory.
+--
+--   local trainer = require "realnet.trainer"
+--   local cfg = trainer.defaults{preset = "cpu"}
+--   cfg.data.root, cfg.data.category, cfg.trainer.epochs = "data/demo", "demo_surface", 2
+--   local res = trainer.run(cfg, {out = "runs/demo"})   -- {dir, model, threshold, epoch, ...}
+--
+-- The config (every field written to RUNDIR/config.lua): method ("realnet" | "patchcore"), data {root, dataset,
+-- category ("all" for every category), unified (one model for all categories), holdout (fraction of the
+-- normal training images kept out of training to set the image threshold), workers}, synth {source, sia, dtd,
+-- seed, foreground}, model (the RealNet model config of realnet.realnet.config, preset fields written out),
+-- trainer {epochs, batch, lr, normal_ratio, seed, checkpoint_every, keep_checkpoints, threshold_quantile},
+-- patchcore {layers, coreset, ...}.
+--
+-- Training: Adam at a constant learning rate; each sample of a batch is normal with probability normal_ratio
+-- (else synthetic); the batch order and the choices depend only on the seed and the epoch, and the synthetic
+-- anomalies on the synthesiser's sample counter, so a resumed run continues exactly. Checkpoints (every
+-- checkpoint_every epochs and at the end) are written atomically under RUNDIR/checkpoints/: the model of the
+-- epoch (epoch_NNNN.h5, kept for `eval --select best_on_test`), the optimiser (optim_epoch_NNNN.h5, latest
+-- only) and last.json, the commit point naming both. A non-finite loss stops training with a message; the
+-- last checkpoint stays as it was. The image threshold is the threshold_quantile of the scores of the
+-- held-out normal images (never test images), stored in model.h5 with provenance attributes.
+-- The library's pieces by name (not require "realnet": init.lua loads this module, so that would be a cycle).
+local core = require "realnet.core"
+local rn = setmetatable({data = require "realnet.data", synth = require "realnet.synth",
+  realnet = require "realnet.realnet", patchcore = require "realnet.patchcore", metrics = require "realnet.metrics",
+  state = require "realnet.state", h5 = require "realnet.h5", optim = require "realnet.optim"}, {__index = core})
+local config = require "realnet.config"
+local json = require "realnet.json"
+local rundir = require "realnet.rundir"
+
+local sc = core.synth_core
+local M = {}
+
+M.STREAM_HOLDOUT = 7001  -- generator streams of the trainer (the seed is trainer.seed)
+M.STREAM_CHOICE = 8000   -- + epoch: per-sample normal / synthetic choices
+
+-- ------------------------------------------------------------------ configuration
+
+local function abspath(p)
+  if p:sub(1, 1) == "/" then return p end
+  local cwd = os.getenv("PWD") or "."
+  return ((cwd .. "/" .. p):gsub("/%./", "/"):gsub("/%.$", ""))
+end
+M.abspath = abspath
+
+local function strip_types(t)
+  if type(t) ~= "table" then return t end
+  local out = {}
+  for k, v in pairs(t) do if k ~= "_types" then out[k] = strip_types(v) end end
+  return out
+end
+M.strip_types = strip_types
+
+--- The full default config of a preset ("cpu" or "paper").
+function M.defaults(opts)
+  opts = opts or {}
+  local preset = opts.preset or "cpu"
+  local mc = rn.realnet.defaults(preset)
+  local train = mc.train
+  mc.train = nil
+  mc.backbone._types = {weights = "path"}
+  mc.score._types = {pool = "int"}
+  return {
+    method = opts.method or "realnet",
+    data = {root = "", dataset = "mvtec", category = "", unified = false, holdout = 0.1, workers = -1,
+            _types = {root = "path", dataset = "choice:mvtec|visa|mpdd|btad|folder"}},
+    synth = {source = "cutpaste", seed = 100, foreground = "auto",
+             _types = {source = "choice:sia|dtd|cutpaste|nsa", sia = "path", dtd = "path"}},
+    model = mc,
+    trainer = {epochs = train.epochs, batch = train.batch, lr = train.lr, normal_ratio = train.normal_ratio,
+               seed = 100, checkpoint_every = 5, keep_checkpoints = true, threshold_quantile = 0.99},
+    patchcore = {layers = {2, 3}, coreset = 0.1, neighbourhood = 3, sigma = 4, proj_dim = 128, batch = 8,
+                 score = "patch_max", _types = {score = "choice:patch_max|map_max|reweight"}},
+  }
+end
+
+-- CLI option -> config key(s) (scripts/train.lua).
+M.FLAG_KEYS = {
+  data = {"data.root"}, dataset = {"data.dataset"}, category = {"data.category"}, unified = {"data.unified"},
+  backbone = {"model.backbone.arch"}, weights = {"model.backbone.weights"}, synth = {"synth.source"},
+  sia = {"synth.sia"}, dtd = {"synth.dtd"}, image_size = {"model.image_size"}, epochs = {"trainer.epochs"},
+  batch = {"trainer.batch"}, afs = {"model.afs.dims"}, rrs_mode = {"model.rrs.mode"},
+  rrs_ratio = {"model.rrs.ratio"}, seed = {"trainer.seed", "model.seed", "synth.seed"}, method = {"method"},
+}
+
+--- cfg from parsed CLI options o (fields named as FLAG_KEYS, plus preset, config) and dotted overrides.
+-- Precedence: preset defaults < --config file < flags < dotted overrides. Raises on unknown keys or bad values.
+function M.from_cli(o, overrides)
+  local cfg = M.defaults{preset = o.preset, method = o.method}
+  if o.config then
+    local t, err = config.load(o.config)
+    if not t then error(err, 0) end
+    if t.model and t.model.preset and t.model.preset ~= cfg.model.preset and not o.preset then
+      cfg = M.defaults{preset = t.model.preset, method = o.method}
+    end
+    config.merge(cfg, t, o.config)
+  end
+  -- an explicit source directory picks its source when --synth is not given
+  if o.synth == nil then
+    if o.sia then o.synth = "sia" elseif o.dtd then o.synth = "dtd" end
+  end
+  local keys = {}
+  for name in pairs(M.FLAG_KEYS) do keys[#keys + 1] = name end
+  table.sort(keys)
+  for _, name in ipairs(keys) do
+    if o[name] ~= nil and not (name == "unified" and o[name] == false) then
+      for _, key in ipairs(M.FLAG_KEYS[name]) do config.set(cfg, key, o[name]) end
+    end
+  end
+  config.apply(cfg, overrides or {})
+  -- paths are written absolute, so the run directory works from any working directory
+  if cfg.data.root ~= "" then cfg.data.root = abspath(cfg.data.root) end
+  for _, t in ipairs{{cfg.model.backbone, "weights"}, {cfg.synth, "sia"}, {cfg.synth, "dtd"}} do
+    if t[1][t[2]] then t[1][t[2]] = abspath(t[1][t[2]]) end
+  end
+  if cfg.data.unified and o.synth == nil and (overrides or {})["synth.source"] == nil then cfg.synth.source = "dtd" end
+  return cfg
+end
+
+--- Checks a config before any work; raises a message naming the field.
+function M.check(cfg)
+  local d, t = cfg.data, cfg.trainer
+  if cfg.method ~= "realnet" and cfg.method ~= "patchcore" then
+    error(("method must be realnet or patchcore, not '%s'"):format(tostring(cfg.method)), 0)
+  end
+  if d.root == "" then error("no dataset given: --data DIR (data.root) is required", 0) end
+  if core.file_type(d.root) ~= "directory" then error(("data.root %s is not a directory"):format(d.root), 0) end
+  if d.category == "" and d.dataset ~= "folder" then
+    error("--category NAME (data.category) is required: a category of the dataset, or 'all'", 0)
+  end
+  if d.unified and d.category ~= "all" then error("--unified trains one model for all categories: use --category all", 0) end
+  if not (d.holdout >= 0 and d.holdout < 1) then error("data.holdout must be in [0, 1)", 0) end
+  if t.epochs < 1 or t.batch < 1 then error("trainer.epochs and trainer.batch must be >= 1", 0) end
+  if not (t.lr > 0) then error("trainer.lr must be > 0", 0) end
+  if not (t.normal_ratio >= 0 and t.normal_ratio <= 1) then error("trainer.normal_ratio must be in [0, 1]", 0) end
+  if not (t.threshold_quantile > 0 and t.threshold_quantile <= 1) then
+    error("trainer.threshold_quantile must be in (0, 1]", 0)
+  end
+  if t.checkpoint_every < 1 then error("trainer.checkpoint_every must be >= 1", 0) end
+  local s = cfg.synth
+  if cfg.method == "realnet" then
+    local ok, err = pcall(rn.realnet.config.resolve, strip_types(cfg.model))
+    if not ok then error(tostring(err):gsub("^[^\n]-%.lua:%d+: ", ""), 0) end
+    if s.source == "dtd" and not s.dtd then error("--synth dtd needs --dtd DIR (a folder of texture images)", 0) end
+    if (s.source == "sia") and not s.sia then error("--synth sia needs --sia DIR (generated anomaly images)", 0) end
+    if d.unified and s.source ~= "dtd" then
+      error("unified mode synthesises with DTD textures (paper App. C.5): use --synth dtd --dtd DIR", 0)
+    end
+  end
+  return cfg
+end
+
+-- ------------------------------------------------------------------ data
+
+
+--- A split of the configured dataset at the model's image size; raises a clear message when unreadable.
+function M.open_split(cfg, category, split, size)
+  local d = cfg.data
+  local cat = d.dataset ~= "folder" and category or nil
+  local ok, ds = pcall(rn.data.open, d.dataset, d.root, cat, {split = split, size = size})
+  if not ok then
+    error(("cannot read the %s split of %s%s: %s"):format(split, d.root, cat and (" category " .. cat) or "",
+      tostring(ds):gsub("^[^\n]-:%d+: ", "")), 0)
+  end
+  return ds
+end
+
+--- The categories of a run: {category} or every category of the dataset for "all".
+function M.categories(cfg)
+  local d = cfg.data
+  if d.dataset == "folder" then return {d.category ~= "" and d.category or (d.root:match("([^/]+)/*$"))} end
+  if d.category ~= "all" then return {d.category} end
+  local cats = rn.data.categories(d.dataset, d.root)
+  if #cats == 0 then error(("no categories found under %s (layout %s)"):format(d.root, d.dataset), 0) end
+  return cats
+end
+
+local function write_jsonl(path, rows)
+  local lines = {}
+  for i, r in ipairs(rows) do
+    lines[i] = json.encode({filename = r.path, label = 0, clsname = r.category})
+  end
+  rundir.write_atomic(path, table.concat(lines, "\n") .. (#lines > 0 and "\n" or ""))
+end
+
+--- Splits the normal training images of the categories into training and held-out lists (seeded), writes them
+-- to RUNDIR/splits/train_split.jsonl and train_holdout.jsonl and returns both lists of {path, category}.
+function M.split_holdout(cfg, run, categories)
+  local all = {}
+  for _, cat in ipairs(categories) do
+    local ds <close> = M.open_split(cfg, cat, "train", cfg.model.image_size)
+    for i = 1, #ds do
+      local e = ds:entry(i)
+      if e.label == 0 then all[#all + 1] = {path = abspath(e.path), category = cat} end
+    end
+  end
+  if #all == 0 then
+    error(("no training images: %s has no normal images in the train split of %s"):format(cfg.data.root,
+      table.concat(categories, ", ")), 0)
+  end
+  local n_hold = 0
+  if cfg.data.holdout > 0 and #all >= 2 then
+    n_hold = math.max(1, math.floor(#all * cfg.data.holdout + 0.5))
+    n_hold = math.min(n_hold, #all - 1)
+  end
+  local perm = rn.generator(cfg.trainer.seed, M.STREAM_HOLDOUT):randperm(#all):totable()
+  local held = {}
+  for k = 1, n_hold do held[perm[k]] = true end
+  local train, hold = {}, {}
+  for i, r in ipairs(all) do
+    if held[i] then hold[#hold + 1] = r else train[#train + 1] = r end
+  end
+  run:subdir("splits")
+  write_jsonl(run:path("splits", "train_split.jsonl"), train)
+  write_jsonl(run:path("splits", "train_holdout.jsonl"), hold)
+  return train, hold
+end
+
+--- A dataset over a split file written by split_holdout (nil for an empty list).
+function M.split_dataset(run_dir, name, size)
+  local path = run_dir .. "/splits/" .. name
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local empty = f:read("a"):match("^%s*$")
+  f:close()
+  if empty then return nil end
+  return rn.data.jsonl(path, "/", {size = size})
+end
+
+-- ------------------------------------------------------------------ helpers
+
+--- The q-quantile of a list of numbers, linear interpolation between order statistics (numpy's default).
+function M.quantile(list, q)
+  local v = {}
+  for i, x in ipairs(list) do v[i] = x end
+  table.sort(v)
+  if #v == 0 then return nil end
+  local pos = (#v - 1) * q + 1
+  local lo = math.floor(pos)
+  local hi = math.min(lo + 1, #v)
+  return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+end
+
+local function mb(bytes) return ("%.1f MB"):format(bytes / 2 ^ 20) end
+
+--- A rough memory estimate of one training step: parameters (x4 with gradients and Adam's two moments) and the
+-- activations kept for backward, measured on one image with grad and scaled to the batch, plus the frozen
+-- backbone's features of the batch. Returns {params, optimiser, activations, total} in bytes.
+function M.memory_estimate(model, batch)
+  local P = 0
+  for _, p in ipairs(model:parameters()) do P = P + p:numel() * 4 end
+  local S = model.cfg.image_size
+  local act, feat = 0, 0
+  local prev = model.training
+  model:train(false) -- no batch-norm statistics move during the estimate
+  local ok = pcall(function()
+    local x = rn.zeros({1, 3, S, S})
+    local feats = model:extract(x)
+    for _, f in ipairs(feats) do feat = feat + f:numel() * 4 end
+    local blocks = model:block_features(x)
+    collectgarbage()
+    collectgarbage("stop") -- freed garbage would hide what the graph holds
+    local before = core.allocated_bytes()
+    local logits, recon = model:head(blocks, false)
+    local loss = logits:sum()
+    for _, r in ipairs(recon) do loss = loss + r:sum() end
+    act = math.max(0, core.allocated_bytes() - before)
+  end)
+  collectgarbage("restart")
+  model:train(prev)
+  if not ok then act = 0 end
+  local e = {params = P, optimiser = 3 * P, activations = act * batch, features = feat * 2 * batch}
+  e.total = e.params + e.optimiser + e.activations + e.features
+  return e
+end
+
+function M.format_memory(e, batch)
+  return ("memory estimate (rough): parameters %s, gradients + Adam state %s, activations ~%s and backbone "
+    .. "features ~%s at batch %d: ~%s in all"):format(mb(e.params), mb(e.optimiser), mb(e.activations),
+    mb(e.features), batch, mb(e.total))
+end
+
+local function finite(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
+
+--- Scores of every image of ds (a predict(x) -> maps, scores function), as a list.
+function M.score_dataset(predict, ds, batch)
+  local out = {}
+  if not ds then return out end
+  for b in ds:batches{batch = batch} do
+    local _, s = predict(b.images)
+    for _, v in ipairs(s:totable()) do out[#out + 1] = v end
+  end
+  return out
+end
+
+--- Provenance attributes stored in model.h5.
+function M.provenance(cfg, extra)
+  local a = {engine_version = rn.version, seed = cfg.trainer.seed, dataset = cfg.data.dataset,
+             data_root = abspath(cfg.data.root), category = cfg.data.category, unified = cfg.data.unified and 1 or 0,
+             image_size = cfg.model.image_size, trained_at = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+             protocol = "threshold from held-out normal training images; last epoch unless eval --select says otherwise"}
+  for k, v in pairs(extra or {}) do a[k] = v end
+  return a
+end
+
+-- ------------------------------------------------------------------ checkpoints
+
+local function ckpt_name(epoch) return ("epoch_%04d.h5"):format(epoch) end
+
+--- The commit record of the last checkpoint (a table) or nil.
+function M.last_checkpoint(dir)
+  local f = io.open(dir .. "/checkpoints/last.json", "rb")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  local ok, t = pcall(json.decode, text)
+  if not ok or type(t) ~= "table" then return nil end
+  return t
+end
+
+--- Every stored per-epoch model checkpoint: a list of {epoch, path}, by epoch.
+function M.list_checkpoints(dir)
+  local names = core.listdir(dir .. "/checkpoints") or {}
+  local out = {}
+  for _, n in ipairs(names) do
+    local e = n:match("^epoch_(%d+)%.h5$")
+    if e then out[#out + 1] = {epoch = tonumber(e), path = dir .. "/checkpoints/" .. n} end
+  end
+  table.sort(out, function(a, b) return a.epoch < b.epoch end)
+  return out
+end
+
+-- The model without its (frozen) backbone weights: checkpoints stay small; the backbone is in model.h5.
+local function save_model_light(path, model, attrs)
+  local bcfg = model.cfg.backbone
+  local prev = bcfg.save
+  bcfg.save = false
+  local ok, err = pcall(rn.realnet.save, path, model, attrs)
+  bcfg.save = prev
+  if not ok then error(err, 0) end
+end
+
+local function save_checkpoint(run, model, opt, epoch, synth, cfg)
+  local dir = run:subdir("checkpoints")
+  local mname = ckpt_name(epoch)
+  save_model_light(dir .. "/" .. mname, model, M.provenance(cfg, {epoch = epoch}))
+  local st = {}
+  local params = model:parameters()
+  for i = 1, #params do
+    for slot = 1, 2 do
+      local s = opt:state(i, slot)
+      if s then st[("slot%d.p%05d"):format(slot, i)] = s end
+    end
+  end
+  local oname = ("optim_epoch_%04d.h5"):format(epoch)
+  rn.h5.save(dir .. "/" .. oname, st, {attrs = {steps = opt:steps(), epoch = epoch, n_params = #params}})
+  local prev = M.last_checkpoint(run.dir)
+  rundir.write_atomic(dir .. "/last.json", json.encode({epoch = epoch, model = mname, optim = oname,
+    synth_count = synth and synth.count or 0, steps = opt:steps(), lr = opt:lr()}, {indent = 2}) .. "\n")
+  if prev and prev.optim and prev.optim ~= oname then os.remove(dir .. "/" .. prev.optim) end
+  if not cfg.trainer.keep_checkpoints and prev and prev.model and prev.model ~= mname then
+    os.remove(dir .. "/" .. prev.model)
+  end
+end
+
+local function restore_checkpoint(run, model, opt, synth)
+  local last = M.last_checkpoint(run.dir)
+  if not last then error(("--resume: %s has no checkpoint (checkpoints/last.json)"):format(run.dir), 0) end
+  local dir = run.dir .. "/checkpoints/"
+  local sd, err, attrs = rn.state.load(dir .. last.model)
+  if not sd then error("--resume: " .. tostring(err), 0) end
+  local cfgtext = attrs and attrs.realnet_config
+  model:load_state({config = cfgtext and rn.realnet.config.decode(cfgtext) or nil, tensors = sd})
+  local st, _, oattrs = rn.h5.load(dir .. last.optim)
+  local params = model:parameters()
+  if oattrs and oattrs.n_params and math.tointeger(oattrs.n_params) ~= #params then
+    error(("--resume: the optimiser checkpoint has %s parameters, the model %d"):format(tostring(oattrs.n_params), #params), 0)
+  end
+  for name, t in pairs(st) do
+    local slot, i = name:match("^slot(%d)%.p(%d+)$")
+    if slot then opt:set_state(tonumber(i), tonumber(slot), t) end
+  end
+  opt:steps(math.tointeger(last.steps) or 0)
+  if synth then synth.count = math.tointeger(last.synth_count) or 0 end
+  return math.tointeger(last.epoch)
+end
+
+-- ------------------------------------------------------------------ RealNet
+
+-- A, I, M for a batch of normal images: each sample synthetic with probability 1 - normal_ratio.
+local function make_triplet(images, synth, gen, normal_ratio, source)
+  local B = images:size(1)
+  local syn = {}
+  for b = 1, B do
+    if gen:random() >= normal_ratio then syn[#syn + 1] = b end
+  end
+  local S = images:size(3)
+  local M0 = rn.zeros({B, 1, S, images:size(4)})
+  if #syn == 0 then return images, images, M0, 0 end
+  local idx = rn.tensor(syn)
+  local sub = rn.index_select(images, 1, idx)
+  local I8 = sc.from_chw(sub, "imagenet")
+  local others
+  if source == "nsa" then -- partners: the next image of the batch (another normal image when B > 1)
+    local nxt = {}
+    for k, b in ipairs(syn) do nxt[k] = b % B + 1 end
+    others = sc.from_chw(rn.index_select(images, 1, rn.tensor(nxt)), "imagenet")
+  end
+  local A8, M8 = synth:apply(I8, others)
+  local As, Ms = sc.to_chw(A8, "imagenet"), sc.to_chw(M8, "raw")
+  local pos = {}
+  for k, b in ipairs(syn) do pos[b] = k end
+  local a_parts, m_parts = {}, {}
+  for b = 1, B do
+    if pos[b] then
+      a_parts[b] = As:narrow(1, pos[b], 1)
+      m_parts[b] = Ms:narrow(1, pos[b], 1)
+    else
+      a_parts[b] = images:narrow(1, b, 1)
+      m_parts[b] = M0:narrow(1, b, 1)
+    end
+  end
+  return rn.cat(a_parts, 1), images, rn.cat(m_parts, 1), #syn
+end
+
+local function make_synth(cfg, category)
+  local s = cfg.synth
+  local o = {source = s.source, seed = s.seed, quiet = true}
+  if s.source == "dtd" then o.dir = s.dtd elseif s.source == "sia" then o.dir = s.sia end
+  if cfg.data.unified or s.foreground == "none" then
+    o.foreground = false
+  elseif s.foreground ~= "auto" then
+    o.foreground = s.foreground
+  end
+  if category and not cfg.data.unified then o.category = category; o.dataset = cfg.data.dataset end
+  local ok, synth = pcall(rn.synth.new, o)
+  if not ok then error(tostring(synth):gsub("^[^\n]-:%d+: ", ""), 0) end
+  return synth
+end
+
+-- The hook the specs use to stand in for the model's training step.
+M.hooks = {}
+
+local function train_realnet(cfg, run, opts, label)
+  local S = cfg.model.image_size
+  local t = cfg.trainer
+  local train_ds = M.split_dataset(run.dir, "train_split.jsonl", S)
+  if not train_ds or #train_ds == 0 then error("no training images left after the hold-out split", 0) end
+  local hold_ds = M.split_dataset(run.dir, "train_holdout.jsonl", S)
+  local mcfg = strip_types(cfg.model)
+  if not mcfg.backbone.weights then
+    run:warn("no --weights: the backbone is randomly initialised, not ImageNet-trained (expect weaker results)")
+  end
+  local ok, model = pcall(rn.realnet.new, mcfg)
+  if not ok then error(tostring(model):gsub("^[^\n]-:%d+: ", ""), 0) end
+  local synth = make_synth(cfg, label ~= "all" and label or nil)
+  local opt = rn.optim.adam(model:parameters(), {lr = t.lr})
+  local start = 0
+  if opts.resume then
+    start = restore_checkpoint(run, model, opt, synth)
+    print(("resuming %s after epoch %d of %d"):format(run.dir, start, t.epochs))
+  else
+    if mcfg.afs.method == "afs" then
+      print(("AFS: selecting channels from %d synthetic batches of %d"):format(mcfg.afs.batches, mcfg.afs.batch))
+      local afs_synth = make_synth(cfg, label ~= "all" and label or nil)
+      model:select_features(afs_synth, train_ds)
+    end
+  end
+  local est = M.memory_estimate(model, t.batch)
+  print(M.format_memory(est, t.batch))
+
+  local n = #train_ds
+  local drop_last = n > t.batch
+  local per_epoch = drop_last and n // t.batch or 1
+  local workers = cfg.data.workers >= 0 and cfg.data.workers or nil
+  local bar = run:progress{total = (t.epochs - start) * per_epoch, label = "train", unit = "img",
+                           terms = {"loss", "seg", "mse"}}
+  local step, epoch_done = 0, start
+  local train_step = M.hooks.train_step or model.train_step
+  for epoch = start + 1, t.epochs do
+    local gen = rn.generator(t.seed, M.STREAM_CHOICE + epoch)
+    local sums, count, t0 = {loss = 0, seg = 0, mse = 0}, 0, rn.now()
+    for b in train_ds:batches{batch = t.batch, shuffle = true, seed = t.seed, epoch = epoch, drop_last = drop_last,
+                              workers = workers} do
+      local A, I, Mk = make_triplet(b.images, synth, gen, t.normal_ratio, cfg.synth.source)
+      local r = train_step(model, A, I, Mk, opt)
+      step = step + 1
+      if not finite(r.loss) then
+        bar:finish()
+        local last = M.last_checkpoint(run.dir)
+        local kept = last and ("the last good checkpoint is epoch %d (%s/checkpoints/%s)"):format(last.epoch, run.dir,
+          last.model) or "no checkpoint was written yet"
+        error(("training stopped: the loss became %s at epoch %d, step %d (seg %s, mse %s); the weights were not "
+          .. "updated with it and %s. Try a lower learning rate (--trainer.lr) or check the images."):format(
+          tostring(r.loss), epoch, step, tostring(r.seg), tostring(r.mse), kept), 0)
+      end
+      for k in pairs(sums) do sums[k] = sums[k] + r[k] end
+      count = count + 1
+      bar:update(step, {loss = r.loss, seg = r.seg, mse = r.mse}, b.images:size(1))
+    end
+    epoch_done = epoch
+    bar:note(("epoch %d/%d  loss %.4f  seg %.4f  mse %.4f  (%.1f s)"):format(epoch, t.epochs, sums.loss / count,
+      sums.seg / count, sums.mse / count, rn.now() - t0))
+    if epoch % t.checkpoint_every == 0 or epoch == t.epochs then save_checkpoint(run, model, opt, epoch, synth, cfg) end
+  end
+  bar:finish()
+
+  local predict = function(x) return model:forward(x) end
+  local scores = M.score_dataset(predict, hold_ds, t.batch)
+  local thr, src = M.threshold(scores, t.threshold_quantile, function()
+    return M.score_dataset(predict, train_ds, t.batch)
+  end, run)
+  local path = run:path("model.h5")
+  rn.realnet.save(path, model, M.provenance(cfg, {epoch = epoch_done, threshold = thr,
+    threshold_quantile = t.threshold_quantile, threshold_source = src, threshold_n = #scores,
+    selection = "last_epoch"}))
+  return {model = path, threshold = thr, epoch = epoch_done, holdout = #scores, train = n}
+end
+
+--- The image threshold: the quantile of the held-out scores (or, when nothing was held out, of the training
+-- images' scores, with a warning). Returns threshold, source text.
+function M.threshold(scores, q, fallback, run)
+  if #scores > 0 then return M.quantile(scores, q), ("holdout q%g"):format(q) end
+  local s = fallback()
+  if run then run:warn("no held-out images (data.holdout = 0 or one image): the threshold comes from training images") end
+  return M.quantile(s, q) or 0.5, ("train q%g"):format(q)
+end
+
+-- ------------------------------------------------------------------ PatchCore
+
+--- The backbone of a config (random init with its seed when no weights file is given).
+function M.backbone(mc, layers)
+  local o = {seed = mc.backbone.seed, layers = layers}
+  if mc.backbone.weights then o.weights = mc.backbone.weights end
+  local ok, bb = pcall(rn.backbone, mc.backbone.arch, o)
+  if not ok then error(tostring(bb):gsub("^[^\n]-:%d+: ", ""), 0) end
+  return bb
+end
+
+local function train_patchcore(cfg, run)
+  local S = cfg.model.image_size
+  local p = cfg.patchcore
+  local train_ds = M.split_dataset(run.dir, "train_split.jsonl", S)
+  if not train_ds or #train_ds == 0 then error("no training images left after the hold-out split", 0) end
+  local hold_ds = M.split_dataset(run.dir, "train_holdout.jsonl", S)
+  if not cfg.model.backbone.weights then
+    run:warn("no --weights: the backbone is randomly initialised, not ImageNet-trained (expect weaker results)")
+  end
+  local bb = M.backbone(cfg.model, nil)
+  local pc = rn.patchcore.new{backbone = bb, layers = p.layers, coreset = p.coreset, seed = cfg.trainer.seed,
+                              neighbourhood = p.neighbourhood, sigma = p.sigma, proj_dim = p.proj_dim, score = p.score}
+  local bar = run:progress{total = #train_ds, label = "patchcore", unit = "img"}
+  local done = 0
+  pc:fit(train_ds, {batch = p.batch, workers = cfg.data.workers >= 0 and cfg.data.workers or nil,
+                    progress = function(seen) bar:update(seen, nil, seen - done); done = seen end})
+  bar:finish()
+  local predict = function(x) return pc:predict(x) end
+  local scores = M.score_dataset(predict, hold_ds, p.batch)
+  local thr, src = M.threshold(scores, cfg.trainer.threshold_quantile, function()
+    return M.score_dataset(predict, train_ds, p.batch)
+  end, run)
+  local path = run:path("model.h5")
+  pc:save(path)
+  local f = assert(rn.h5.open(path, "a"))
+  local attrs = M.provenance(cfg, {threshold = thr, threshold_quantile = cfg.trainer.threshold_quantile,
+    threshold_source = src, threshold_n = #scores, method = "patchcore", backbone_arch = cfg.model.backbone.arch,
+    backbone_weights = cfg.model.backbone.weights and abspath(cfg.model.backbone.weights) or "",
+    backbone_seed = cfg.model.backbone.seed, epoch = 1, selection = "last_epoch"})
+  for k, v in pairs(attrs) do f:set_attr(k, v) end
+  f:close()
+  return {model = path, threshold = thr, epoch = 1, holdout = #scores, train = #train_ds}
+end
+
+-- ------------------------------------------------------------------ runs
+
+-- One model in one run directory: the categories it covers and its label ("all" for unified runs).
+local function train_one(cfg, run, categories, label, opts)
+  if not opts.resume then M.split_holdout(cfg, run, categories) end
+  local t0 = rn.now()
+  local res = cfg.method == "patchcore" and train_patchcore(cfg, run) or train_realnet(cfg, run, opts, label)
+  res.dir, res.seconds, res.category = run.dir, rn.now() - t0, label
+  print(("%s: model %s, threshold %.6g (q%g of %d held-out normal images), %.1f s"):format(label, res.model,
+    res.threshold, cfg.trainer.threshold_quantile, res.holdout, res.seconds))
+  return res
+end
+
+--- Trains per cfg into opts.out (a run directory; default runs/<timestamp>); opts.resume continues the run in
+-- opts.out from its last checkpoint (cfg then comes from its config.lua when nil). Returns a result table per
+-- model ({dir, model, threshold, epoch, ...}); for "all" without unified, one per category (sub-directories).
+function M.run(cfg, opts)
+  opts = opts or {}
+  if opts.resume then
+    if not opts.out then error("--resume needs the run directory: --out RUNDIR", 0) end
+    local saved, err = config.load(opts.out .. "/config.lua")
+    if not saved then error(("--resume: %s is not a run directory (%s)"):format(opts.out, err), 0) end
+    if cfg then -- only the epoch count may change on resume
+      saved.trainer.epochs = cfg.trainer.epochs
+    end
+    cfg = saved
+  end
+  M.check(cfg)
+  local run <close> = rundir.create{dir = opts.out, root = "runs"}
+  print(("realnet train: %s on %s %s (%s), run directory %s"):format(cfg.method, cfg.data.dataset,
+    cfg.data.category ~= "" and cfg.data.category or cfg.data.root, cfg.data.unified and "unified" or "per category",
+    run.dir))
+  run:save_config(cfg)
+  local cats = M.categories(cfg)
+  local results = {}
+  if cfg.data.unified or #cats == 1 and cfg.data.category ~= "all" then
+    results[1] = train_one(cfg, run, cats, cfg.data.unified and "all" or cats[1], opts)
+  else
+    for _, cat in ipairs(cats) do
+      local sub = config.copy(cfg)
+      sub.data.category = cat
+      local r <close> = rundir.create{dir = run:path(cat)}
+      r:save_config(sub)
+      results[#results + 1] = train_one(sub, r, {cat}, cat, opts)
+    end
+  end
+  return results, run.dir
+end
+
+return M

@@ -1,0 +1,78 @@
+-- Train RealNet (or the PatchCore baseline) on a category, every category, or all categories in one model.
+--
+--   realnet train --data DIR --category NAME [--out RUNDIR] [--preset cpu|paper] [--epochs N] [--weights FILE]
+--                 [--synth sia|dtd|cutpaste|nsa --sia DIR --dtd DIR] [--method realnet|patchcore] [--resume]
+--                 [--config FILE.lua] [--section.key=value ...]
+--
+-- Writes the run directory RUNDIR (default runs/<timestamp>): config.lua (every field), log.txt, model.h5
+-- (weights, AFS indices, RRS statistics, image threshold, provenance), splits/ (the training and held-out
+-- image lists) and checkpoints/. `realnet eval RUNDIR` then measures it. Exit status: 0 done, 1 on an error
+-- (a NaN loss, unreadable data, ...), 2 on a usage error.
+local cli = require "realnet.cli"
+local config = require "realnet.config"
+local trainer = require "realnet.trainer"
+
+local SPEC = {
+  name = "train",
+  usage = "--data DIR --category NAME|all [options] [--section.key=value ...]",
+  summary = "trains RealNet (default) or the PatchCore baseline into a run directory; defaults come from the\n" ..
+            "preset (cpu: 128x128, ResNet-50 v2 stages 1-3; paper: the paper's settings, for a GPU).",
+  options = {
+    {"--data", type = "path", metavar = "DIR", help = "dataset root"},
+    {"--dataset", type = "choice", choices = {"mvtec", "visa", "mpdd", "btad", "folder"}, help = "layout (mvtec)"},
+    {"--category", help = "category name, or 'all'"},
+    {"--unified", type = "flag", help = "with --category all: one model for all categories (DTD synthesis)"},
+    {"--backbone", help = "backbone architecture (preset: resnet50v2 / wide_resnet50_2)"},
+    {"--weights", type = "path", help = "backbone weights (safetensors / HDF5); without: random init"},
+    {"--synth", type = "choice", choices = {"sia", "dtd", "cutpaste", "nsa"}, help = "anomaly source (cutpaste)"},
+    {"--sia", type = "path", metavar = "DIR", help = "SDAS images (--synth sia)"},
+    {"--dtd", type = "path", metavar = "DIR", help = "DTD textures (--synth dtd)"},
+    {"--image-size", type = "int", min = 8, help = "input side in pixels"},
+    {"--epochs", type = "int", min = 1},
+    {"--batch", type = "int", min = 1},
+    {"--afs", type = "list", of = "int", metavar = "A,B,C", help = "AFS channels kept per level"},
+    {"--rrs-mode", type = "choice", choices = {"max", "avg", "maxavg"}},
+    {"--rrs-ratio", type = "number", min = 0, max = 1},
+    {"--seed", type = "int", min = 0, help = "seed of data order, synthesis, initialisation, hold-out (100)"},
+    {"--out", type = "path", metavar = "RUNDIR", help = "run directory (default runs/<timestamp>)"},
+    {"--config", type = "path", metavar = "FILE.lua", help = "a Lua file returning config fields"},
+    {"--preset", type = "choice", choices = {"cpu", "paper"}, help = "defaults (cpu)"},
+    {"--method", type = "choice", choices = {"realnet", "patchcore"}, help = "(realnet)"},
+    {"--resume", type = "flag", help = "continue the run in --out from its last checkpoint"},
+    {"--print-config", type = "flag", help = "print the resolved config and exit"},
+  },
+  overrides = true,
+  epilog = "dotted overrides set any config field, e.g. --trainer.lr=2e-4 --model.recon.arch=B\n" ..
+           "exit status: 0 trained, 1 error, 2 usage error",
+}
+
+local o, overrides = cli.parse(arg, SPEC)
+local cfg
+if o.resume then
+  if not o.out then cli.usage_error(SPEC, "--resume needs the run directory: --out RUNDIR") end
+  for k in pairs(trainer.FLAG_KEYS) do
+    if o[k] ~= nil and o[k] ~= false and k ~= "epochs" then
+      cli.usage_error(SPEC, ("--resume continues with the run's saved config; only --epochs may change (got --%s)")
+        :format(k:gsub("_", "-")))
+    end
+  end
+  if next(overrides) and not (overrides["trainer.epochs"] and not next(overrides, next(overrides))) then
+    cli.usage_error(SPEC, "--resume continues with the run's saved config; only --epochs / --trainer.epochs may change")
+  end
+  local saved, err = config.load(o.out .. "/config.lua")
+  if not saved then cli.usage_error(SPEC, ("--resume: %s is not a run directory (%s)"):format(o.out, err)) end
+  if o.epochs then saved.trainer.epochs = o.epochs end
+  if overrides["trainer.epochs"] then cli.try(SPEC, config.set, saved, "trainer.epochs", overrides["trainer.epochs"]) end
+  cfg = saved
+else
+  cfg = cli.try(SPEC, trainer.from_cli, o, overrides)
+  cli.try(SPEC, trainer.check, cfg)
+end
+if o.print_config then io.stdout:write(config.dump(cfg)); os.exit(0) end
+
+local ok, err = pcall(trainer.run, cfg, {out = o.out, resume = o.resume})
+if not ok then
+  io.stderr:write("realnet train: ", tostring(err), "\n")
+  if os.getenv("REALNET_DEBUG") then io.stderr:write(debug.traceback(), "\n") end
+  os.exit(1)
+end
