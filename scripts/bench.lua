@@ -1,4 +1,4 @@
--- Benchmarks: `realnet bench conv [--batch 8] [--res 256] [--quick]` times every WideResNet-50-2 conv shape.
+-- Benchmarks: `realnet bench conv|backbone|data ...` — conv layers vs sgemm, backbone img/s (with --peer: PyTorch), data loading + synthesis img/s.
 local rn = require "realnet"
 
 local function usage(msg)
