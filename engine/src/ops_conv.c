@@ -84,21 +84,25 @@ static rn_status add_bias(rn_tensor *y, rn_tensor *bias) {
   return st;
 }
 
-/* ------------------------------------------------------------------ conv2d */
-
-static rn_status conv2d_backward(rn_node *n, rn_tensor *gout, rn_tensor **gin) {
+/* Backward of both ops. conv2d: gx is conv2d's backward-data, gw its backward-weight. Conv-transpose (transpose
+ * true): d/dx of conv2d's backward-data is conv2d itself, and for gw x plays conv2d's output gradient, gy its input. */
+static rn_status conv_backward(rn_node *n, rn_tensor *gout, rn_tensor **gin, bool transpose) {
   rn_conv_params p = params_load(n);
   rn_tensor *gy = NULL, *x = NULL, *w = NULL, *gx = NULL, *gw = NULL;
   rn_status st = rn_contig_nograd(&gy, gout);
   if (st == RN_OK && rn_node_needs_grad(n, 0)) {
     st = rn_contig_nograd(&w, n->in[1]);
     if (st == RN_OK) st = rn_tensor_empty_like(&gx, n->in[0]);
-    if (st == RN_OK) st = rn_kernels_of(gy)->conv2d_backward_data(gx, gy, w, &p);
+    if (st == RN_OK)
+      st = transpose ? rn_kernels_of(gy)->conv2d(gx, gy, w, NULL, &p)
+                     : rn_kernels_of(gy)->conv2d_backward_data(gx, gy, w, &p);
   }
   if (st == RN_OK && rn_node_needs_grad(n, 1)) {
     st = rn_contig_nograd(&x, n->in[0]);
     if (st == RN_OK) st = rn_tensor_empty_like(&gw, n->in[1]);
-    if (st == RN_OK) st = rn_kernels_of(gy)->conv2d_backward_weight(gw, gy, x, &p);
+    if (st == RN_OK)
+      st = transpose ? rn_kernels_of(gy)->conv2d_backward_weight(gw, x, gy, &p)
+                     : rn_kernels_of(gy)->conv2d_backward_weight(gw, gy, x, &p);
   }
   if (st == RN_OK && rn_node_needs_grad(n, 2)) st = bias_grad(&gin[2], gy);
   rn_tensor_release(gy);
@@ -112,6 +116,12 @@ static rn_status conv2d_backward(rn_node *n, rn_tensor *gout, rn_tensor **gin) {
   gin[0] = gx;
   gin[1] = gw;
   return RN_OK;
+}
+
+/* ------------------------------------------------------------------ conv2d */
+
+static rn_status conv2d_backward(rn_node *n, rn_tensor *gout, rn_tensor **gin) {
+  return conv_backward(n, gout, gin, false);
 }
 
 rn_status rn_conv2d(rn_tensor **out, rn_tensor *x, rn_tensor *w, rn_tensor *bias, const rn_conv_params *p) {
@@ -157,31 +167,7 @@ rn_status rn_conv2d(rn_tensor **out, rn_tensor *x, rn_tensor *w, rn_tensor *bias
 /* ------------------------------------------------------------------ conv-transpose2d */
 
 static rn_status conv_transpose2d_backward(rn_node *n, rn_tensor *gout, rn_tensor **gin) {
-  rn_conv_params p = params_load(n);
-  rn_tensor *gy = NULL, *x = NULL, *w = NULL, *gx = NULL, *gw = NULL;
-  rn_status st = rn_contig_nograd(&gy, gout);
-  if (st == RN_OK && rn_node_needs_grad(n, 0)) { /* d/dx of conv2d's backward-data is conv2d itself */
-    st = rn_contig_nograd(&w, n->in[1]);
-    if (st == RN_OK) st = rn_tensor_empty_like(&gx, n->in[0]);
-    if (st == RN_OK) st = rn_kernels_of(gy)->conv2d(gx, gy, w, NULL, &p);
-  }
-  if (st == RN_OK && rn_node_needs_grad(n, 1)) { /* x plays conv2d's output gradient, gy its input */
-    st = rn_contig_nograd(&x, n->in[0]);
-    if (st == RN_OK) st = rn_tensor_empty_like(&gw, n->in[1]);
-    if (st == RN_OK) st = rn_kernels_of(gy)->conv2d_backward_weight(gw, x, gy, &p);
-  }
-  if (st == RN_OK && rn_node_needs_grad(n, 2)) st = bias_grad(&gin[2], gy);
-  rn_tensor_release(gy);
-  rn_tensor_release(x);
-  rn_tensor_release(w);
-  if (st != RN_OK) {
-    rn_tensor_release(gx);
-    rn_tensor_release(gw);
-    return st;
-  }
-  gin[0] = gx;
-  gin[1] = gw;
-  return RN_OK;
+  return conv_backward(n, gout, gin, true);
 }
 
 rn_status rn_conv_transpose2d(rn_tensor **out, rn_tensor *x, rn_tensor *w, rn_tensor *bias, const rn_conv_params *p) {

@@ -78,6 +78,25 @@ static rn_status batch_norm_backward(rn_node *n, rn_tensor *gout, rn_tensor **gi
   return st;
 }
 
+/* The tail both norms share: records the node (inputs x, weight, bias; ip[0] = param; saved: the two statistics
+ * and contiguous x) and, on success, moves y into *out. Returns the first failure, st included. */
+static rn_status record_norm(rn_status st, const char *name, rn_backward_fn bw, rn_tensor *x, rn_tensor *weight,
+                             rn_tensor *bias, int64_t param, rn_tensor *stat0, rn_tensor *stat1, rn_tensor *xc,
+                             rn_tensor **y, rn_tensor **out) {
+  if (st == RN_OK) {
+    rn_tensor *ins[3] = {x, weight, bias};
+    rn_node *node = rn_record(name, bw, *y, 3, ins, &st);
+    if (node) {
+      node->ip[0] = param;
+      if (st == RN_OK) st = rn_node_save(node, 0, stat0);
+      if (st == RN_OK) st = rn_node_save(node, 1, stat1);
+      if (st == RN_OK) st = rn_node_save(node, 2, xc);
+    }
+  }
+  if (st == RN_OK) { *out = *y; *y = NULL; }
+  return st;
+}
+
 rn_status rn_batch_norm(rn_tensor **out, rn_tensor *x, rn_tensor *weight, rn_tensor *bias, rn_tensor *running_mean,
                         rn_tensor *running_var, bool training, float momentum, float eps) {
   *out = NULL;
@@ -124,17 +143,7 @@ rn_status rn_batch_norm(rn_tensor **out, rn_tensor *x, rn_tensor *weight, rn_ten
   if (st == RN_OK) st = rn_kernels_of(x)->batch_norm_apply(y, xc, mean, invstd, wc, bc);
   rn_nograd_end(ng);
 
-  if (st == RN_OK) {
-    rn_tensor *ins[3] = {x, weight, bias};
-    rn_node *node = rn_record("batch_norm", batch_norm_backward, y, 3, ins, &st);
-    if (node) {
-      node->ip[0] = training;
-      if (st == RN_OK) st = rn_node_save(node, 0, mean);
-      if (st == RN_OK) st = rn_node_save(node, 1, invstd);
-      if (st == RN_OK) st = rn_node_save(node, 2, xc);
-    }
-  }
-  if (st == RN_OK) { *out = y; y = NULL; }
+  st = record_norm(st, "batch_norm", batch_norm_backward, x, weight, bias, training, mean, invstd, xc, &y, out);
   rn_tensor_release(y);
   rn_tensor_release(xc);
   rn_tensor_release(wc);
@@ -196,17 +205,7 @@ rn_status rn_group_norm(rn_tensor **out, rn_tensor *x, int groups, rn_tensor *we
   if (st == RN_OK) st = rn_new_like_shape(&rstd, x, 2, stat_shape);
   if (st == RN_OK) st = rn_tensor_empty_like(&y, xc);
   if (st == RN_OK) st = rn_kernels_of(x)->group_norm(y, mean, rstd, xc, groups, wc, bc, eps);
-  if (st == RN_OK) {
-    rn_tensor *ins[3] = {x, weight, bias};
-    rn_node *node = rn_record("group_norm", group_norm_backward, y, 3, ins, &st);
-    if (node) {
-      node->ip[0] = groups;
-      if (st == RN_OK) st = rn_node_save(node, 0, mean);
-      if (st == RN_OK) st = rn_node_save(node, 1, rstd);
-      if (st == RN_OK) st = rn_node_save(node, 2, xc);
-    }
-  }
-  if (st == RN_OK) { *out = y; y = NULL; }
+  st = record_norm(st, "group_norm", group_norm_backward, x, weight, bias, groups, mean, rstd, xc, &y, out);
   rn_tensor_release(y);
   rn_tensor_release(xc);
   rn_tensor_release(wc);

@@ -1,36 +1,13 @@
 -- The realnet binary (path in $REALNET_BIN): --version, -e, run with args, -i, help, subcommands, the REPL on
 -- piped input, exit codes, and the determinism acceptance for 1 and 2 threads.
 local bin = assert(os.getenv("REALNET_BIN"), "REALNET_BIN must point at the built realnet binary")
+local H = require "rnhelp"
 
-local tmp = os.tmpname()
-os.remove(tmp)
-os.execute("mkdir -p " .. tmp)
-
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local tmp = H.tmpdir()
+local q, slurp = H.q, H.slurp
 
 -- Runs `realnet <args>` (a shell fragment) with optional env prefix and stdin text; returns stdout, stderr, code.
-local function run(args, opts)
-  opts = opts or {}
-  local input = ""
-  if opts.stdin then
-    local f = io.open(tmp .. "/stdin", "wb"); f:write(opts.stdin); f:close()
-    input = " < " .. q(tmp .. "/stdin")
-  else
-    input = " < /dev/null"
-  end
-  local cmd = (opts.env or "") .. " " .. q(bin) .. " " .. args .. input .. " > " .. q(tmp .. "/out") .. " 2> " ..
-    q(tmp .. "/err")
-  local _, _, code = os.execute(cmd)
-  return slurp(tmp .. "/out"), slurp(tmp .. "/err"), code
-end
+local function run(args, opts) return H.run(bin, tmp, args, opts) end
 
 local function write(name, text)
   local path = tmp .. "/" .. name

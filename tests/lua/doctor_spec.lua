@@ -3,31 +3,17 @@
 -- and exits 1; usage errors exit 2. Uses the shared magnetic_tile data when REALNET_SHARED has it, and a
 -- synthetic dataset otherwise.
 local rn = require "realnet"
+local H = require "rnhelp"
 
 local bin = assert(os.getenv("REALNET_BIN"), "REALNET_BIN must point at the built realnet binary")
 local shared = os.getenv("REALNET_SHARED")
 local mt = shared and (shared .. "/data/magnetic_tile")
 local have_mt = mt and rn.file_type(mt) == "directory"
 
-local tmp = os.tmpname()
-os.remove(tmp)
-os.execute("mkdir -p '" .. tmp .. "'")
+local tmp = H.tmpdir()
+local q = H.q
 
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function doctor(args)
-  local cmd = q(bin) .. " doctor " .. args .. " < /dev/null > " .. q(tmp .. "/out") .. " 2> " .. q(tmp .. "/err")
-  local _, _, code = os.execute(cmd)
-  return slurp(tmp .. "/out"), slurp(tmp .. "/err"), code
-end
+local function doctor(args) return H.run(bin, tmp, "doctor " .. args) end
 
 local function sh(cmd) assert(os.execute(cmd), cmd) end
 local function dirname(p) return p:match("^(.*)/[^/]*$") end

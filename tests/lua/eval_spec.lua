@@ -6,11 +6,10 @@ local json = require "realnet.json"
 local rundir = require "realnet.rundir"
 local evaluator = require "realnet.evaluator"
 local predictor = require "realnet.predictor"
+local H = require "rnhelp"
 
 local BIN = os.getenv("REALNET_BIN") or "realnet"
-local dir = os.tmpname()
-os.remove(dir)
-os.execute("mkdir -p " .. dir)
+local dir = H.tmpdir()
 local DATA = dir .. "/demo"
 rn.demo_data.make(DATA, {seed = 1, size = 64, train = 10, test_good = 2, test_defect = 1})
 rn.demo_data.make(DATA, {seed = 2, size = 48, train = 6, test_good = 2, test_defect = 1, category = "demo_b",
@@ -20,19 +19,8 @@ local TINY = "--batch 4 --image-size 32 --backbone resnet18 --afs 8,16,16 --mode
   .. "--model.disc.hidden=8 --model.disc.mid=8,8 --model.recon.channel_mult=1 --model.recon.attention=1 "
   .. "--model.recon.norm_groups=8 --model.recon.head_channels=8 --trainer.checkpoint_every=1"
 
-local function sh(args)
-  local f = io.popen(("cd %s && %s %s 2>&1; echo \"rc=$?\""):format(dir, BIN, args))
-  local out = f:read("a")
-  f:close()
-  return tonumber(out:match("rc=(%d+)%s*$")), out
-end
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local function sh(args) return H.sh(BIN, dir, args) end
+local function read(path) return assert(H.read(path)) end
 
 local RUN = dir .. "/runs/a"
 local rc0, out0 = sh("train --data demo --category demo_surface --out runs/a --epochs 2 " .. TINY)

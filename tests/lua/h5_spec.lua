@@ -4,16 +4,8 @@
 local rn = require "realnet"
 local H = require "rnhelp"
 
-local dir = os.tmpname()
-os.remove(dir)
-os.execute("mkdir -p '" .. dir .. "'")
-
-local function spit(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-  return path
-end
+local dir = H.tmpdir()
+local spit = H.spit
 
 local function no_temporaries()
   for _, name in ipairs(rn.listdir(dir)) do assert.is_nil(name:match("%.tmp"), name) end

@@ -6,23 +6,9 @@ local H = require "rnhelp"
 
 local fixtures = (os.getenv("REALNET_FIXTURES") or "tests/fixtures") .. "/image"
 local ref = assert(rn.tensorset(fixtures))
-local tmp = os.tmpname()
-os.remove(tmp)
-os.execute("mkdir -p '" .. tmp .. "'")
-
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function spit(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-  return path
-end
+local tmp = H.tmpdir()
+local spit = H.spit
+local function slurp(path) return assert(H.read(path)) end
 
 -- A 2x2 24-bit bottom-up BMP: top row red, green; bottom row blue, white.
 local function tiny_bmp()

@@ -8,34 +8,11 @@ local bin = assert(os.getenv("REALNET_BIN"), "REALNET_BIN must point at the buil
 local shared = os.getenv("REALNET_SHARED") or "../shared"
 local weights = shared .. "/weights"
 
-local dir = os.tmpname()
-os.remove(dir)
-os.execute("mkdir -p '" .. dir .. "'")
-
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function spit(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-  return path
-end
+local dir = H.tmpdir()
+local q, slurp, spit = H.q, H.slurp, H.spit
 
 -- Runs `realnet <args>`; returns stdout, stderr, exit code.
-local function run(args, env)
-  local cmd = (env or "") .. " " .. q(bin) .. " " .. args .. " < /dev/null > " .. q(dir .. "/out") .. " 2> " ..
-    q(dir .. "/err")
-  local _, _, code = os.execute(cmd)
-  return slurp(dir .. "/out"), slurp(dir .. "/err"), code
-end
+local function run(args, env) return H.run(bin, dir, args, {env = env}) end
 
 local function f32bytes(t)
   local v, parts = H.flat(t), {}

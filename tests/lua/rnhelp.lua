@@ -1,4 +1,5 @@
--- Helpers shared by the Lua specs: flattening tensors, approximate comparison, error capture.
+-- Helpers shared by the Lua specs: flattening tensors, approximate comparison, error capture, temporary
+-- directories, file reads and writes, and running the realnet binary.
 local rn = require "realnet"
 
 local H = {}
@@ -28,6 +29,57 @@ function H.err(f, ...)
   local ok, msg = pcall(f, ...)
   if ok then return nil end
   return tostring(msg)
+end
+
+--- A fresh empty temporary directory.
+function H.tmpdir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute("mkdir -p '" .. dir .. "'")
+  return dir
+end
+
+--- s quoted for the shell.
+function H.q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+--- The bytes of a file, or nil and the error when it cannot be opened.
+function H.read(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- The bytes of a file, or "" when it cannot be opened.
+function H.slurp(path) return H.read(path) or "" end
+
+--- Writes bytes to path; returns path.
+function H.spit(path, bytes)
+  local f = assert(io.open(path, "wb"))
+  f:write(bytes)
+  f:close()
+  return path
+end
+
+--- Runs `bin <args>` (a shell fragment) with stdout and stderr in files under dir; opts.env prefixes the command,
+--- opts.stdin is fed as standard input (else /dev/null). Returns stdout, stderr, exit code.
+function H.run(bin, dir, args, opts)
+  opts = opts or {}
+  local input = " < /dev/null"
+  if opts.stdin then input = " < " .. H.q(H.spit(dir .. "/stdin", opts.stdin)) end
+  local cmd = (opts.env or "") .. " " .. H.q(bin) .. " " .. args .. input .. " > " .. H.q(dir .. "/out") .. " 2> " ..
+    H.q(dir .. "/err")
+  local _, _, code = os.execute(cmd)
+  return H.slurp(dir .. "/out"), H.slurp(dir .. "/err"), code
+end
+
+--- Runs `bin <args>` inside dir; returns the exit code and stdout + stderr together.
+function H.sh(bin, dir, args)
+  local f = io.popen(("cd %s && %s %s 2>&1; echo \"rc=$?\""):format(dir, bin, args))
+  local out = f:read("a")
+  f:close()
+  return tonumber(out:match("rc=(%d+)%s*$")), out
 end
 
 return H

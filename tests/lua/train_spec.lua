@@ -7,9 +7,7 @@ local trainer = require "realnet.trainer"
 local config = require "realnet.config"
 
 local BIN = os.getenv("REALNET_BIN") or "realnet"
-local dir = os.tmpname()
-os.remove(dir)
-os.execute("mkdir -p " .. dir)
+local dir = H.tmpdir()
 local DATA = dir .. "/demo"
 rn.demo_data.make(DATA, {seed = 1, size = 64, train = 10, test_good = 2, test_defect = 1})
 rn.demo_data.make(DATA, {seed = 2, size = 64, train = 6, test_good = 2, test_defect = 1, category = "demo_b",
@@ -20,21 +18,8 @@ local TINY = "--batch 4 --image-size 32 --backbone resnet18 --afs 8,16,16 --mode
   .. "--model.recon.norm_groups=8 --model.recon.head_channels=8 --trainer.checkpoint_every=1"
 
 -- Runs the realnet binary; returns the exit code and stdout + stderr.
-local function sh(args)
-  local f = io.popen(("cd %s && %s %s 2>&1; echo \"rc=$?\""):format(dir, BIN, args))
-  local out = f:read("a")
-  f:close()
-  local rc = tonumber(out:match("rc=(%d+)%s*$"))
-  return rc, out
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local function sh(args) return H.sh(BIN, dir, args) end
+local function read(path) return (H.read(path)) end
 
 local function exists(path) return rn.file_type(path) == "file" end
 
