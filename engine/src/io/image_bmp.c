@@ -78,17 +78,19 @@ rn_status rn_bmp_decode(rn_image_raw *out, const unsigned char *b, size_t n, int
   size_t after = 14 + (size_t)hsize;
   if (comp != BI_RGB) {
     const unsigned char *m = h + 40;
+    size_t mask_bytes = hsize - 40; /* masks inside the header: as many as it holds */
     if (hsize < 52) {
       size_t nm = comp == BI_ALPHABITFIELDS ? 16 : 12;
       if (hsize != 40 || after + nm > n)
         return rn_error(RN_ERR_FORMAT, "image %s: truncated BMP: bitfield masks missing", what);
       m = b + after;
       after += nm;
+      mask_bytes = nm;
     }
     fr = field_of(le32(m));
     fg = field_of(le32(m + 4));
     fb = field_of(le32(m + 8));
-    if (comp == BI_ALPHABITFIELDS || hsize >= 56) fa = field_of(le32(m + 12));
+    if ((comp == BI_ALPHABITFIELDS || hsize >= 56) && mask_bytes >= 16) fa = field_of(le32(m + 12));
   } else if (bpp == 16) {
     fr = field_of(0x7C00); fg = field_of(0x03E0); fb = field_of(0x001F);
   } else if (bpp == 32) {
