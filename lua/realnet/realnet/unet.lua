@@ -66,31 +66,10 @@ end
 
 -- ------------------------------------------------------------------ attention
 
-local Attention = nn.class("ReconAttention", Module)
+-- The attention block is the diffusion U-Net's (spec 6: RealNet shares it, legacy per-head QKV layout), so weights
+-- load by the same names and layout in both networks.
+local Attention = require("realnet.sdas.unet").Attention
 M.Attention = Attention
-
---- Attention(ch, opts{head_channels, norm_groups, generator}): x + proj(Attn(qkv(GN(x)))), heads =
--- ch / head_channels (1 when ch is narrower or not a multiple), scaled dot-product over the h*w positions.
-function Attention:__init(ch, opts)
-  local g = {generator = opts.generator}
-  self.ch = ch
-  local heads = ch // opts.head_channels
-  if heads < 1 or ch % heads ~= 0 then heads = 1 end
-  self.heads = heads
-  self:add_module("norm", nn.GroupNorm(M.groups(ch, opts.norm_groups), ch))
-  self:add_module("qkv", nn.Conv2d(ch, 3 * ch, 1, g))
-  self:add_module("proj", zero_(nn.Conv2d(ch, ch, 1, g)))
-end
-
-function Attention:forward(x)
-  local qkv = self.qkv(self.norm(x))
-  local c = self.ch
-  local a = core.spatial_attention(qkv:narrow(2, 1, c), qkv:narrow(2, c + 1, c), qkv:narrow(2, 2 * c + 1, c),
-    self.heads)
-  return x + self.proj(a)
-end
-
-function Attention:extra_repr() return ("%d, heads %d"):format(self.ch, self.heads) end
 
 -- ------------------------------------------------------------------ U-Net
 
