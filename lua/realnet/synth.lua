@@ -21,6 +21,11 @@
 --   augmenters  3 (dtd); perlin = {min_scale = 0, max_scale = 6, threshold = 0.5, rotation = {-90, 90}}
 --   area        {0.02, 0.15} patch area fraction, aspect 0.3 (cutpaste, nsa); poisson_iters, poisson_tol (nsa)
 --   quiet       true: no warning for an unknown category
+--   sampler     (sia) an rn.sdas sampler used instead of dir: a pool of `pool` (64) images is drawn from it at
+--               first use, in batches of pool_batch (8), written as PNGs to pool_dir (default: a fresh temporary
+--               folder, removed by :free()) and read by the SIA source like a folder; every `refresh` samples
+--               (0 = never, the default) a new pool is drawn. sample_size (default: the sampler's model
+--               image_size, set by rn.sdas.load_run) and sample_opts ({y = class id} for class-conditional models)
 -- An unknown category is not an error: it gets no foreground restriction and one warning on stderr.
 local core = require "realnet.core"
 local fg = require "realnet.foreground"
@@ -58,6 +63,34 @@ local function list_images(dir, nested)
   return files
 end
 
+-- A pool of images drawn from o.sampler, written as PNGs into dir (pool k); returns the file list.
+local function sampler_pool(o, dir, k)
+  local sampler = o.sampler
+  local size = o.sample_size
+  if size == nil then
+    local model = type(sampler.model) == "function" and sampler:model() or nil
+    size = type(model) == "table" and model.image_size or nil
+  end
+  if type(size) == "number" then size = {size, size} end
+  if type(size) ~= "table" or math.type(size[1]) ~= "integer" or math.type(size[2]) ~= "integer" then
+    error("synth: a sampler source needs sample_size (the diffusion model's image size)", 4)
+  end
+  local n, per = o.pool or 64, o.pool_batch or 8
+  if math.type(n) ~= "integer" or n < 1 then error("synth: pool must be a positive integer", 4) end
+  local files = {}
+  while #files < n do
+    local b = math.min(per, n - #files)
+    local x = core.no_grad(function() return sampler:sample(b, {3, size[1], size[2]}, o.sample_opts) end)
+    local u8 = sc.from_chw((x + 1) * 0.5, "unit")
+    for i = 1, b do
+      local path = ("%s/pool%04d_%06d.png"):format(dir, k, #files)
+      core.image.write_png(path, u8:narrow(1, i, 1):reshape({size[1], size[2], 3}))
+      files[#files + 1] = path
+    end
+  end
+  return files
+end
+
 local function source_files(o)
   if o.files then return o.files end
   if o.source ~= "dtd" and o.source ~= "sia" and o.source ~= "sdas" then return {} end
@@ -88,11 +121,39 @@ function M.new(opts)
     error("synth: opacity must be a pair {lo, hi} with 0 <= lo <= hi <= 1", 2)
   end
   local self = setmetatable({opts = o, count = 0, fallbacks = 0}, Synth)
-  self.files = source_files(o)
+  if o.sampler ~= nil then
+    if o.source ~= "sia" and o.source ~= "sdas" then error("synth: sampler = ... is a source of SIA images: use source = \"sia\"", 2) end
+    if o.dir then error("synth: give either dir or sampler for the SIA source, not both", 2) end
+    self:_new_pool()
+  else
+    self.files = source_files(o)
+  end
   if o.foreground ~= nil then self.rule = fg.normalize(o.foreground) end
   self.picker = core.generator(o.seed or 0, 1 << 40) -- item choices; samples use streams 0, 1, 2, ...
   if self.rule or o.category then self:_build(o.category) end
   return self
+end
+
+-- Draws a (new) pool of sampler images and points the source at it; the C side is rebuilt on next use.
+function Synth:_new_pool()
+  local o = self.opts
+  if not self.pool_dir then
+    self.pool_dir = o.pool_dir
+    if not self.pool_dir then
+      local tmp = os.tmpname() -- a unique name; the folder takes its place
+      os.remove(tmp)
+      self.pool_dir, self.pool_owned = tmp .. ".sia", true
+    end
+    if not core.file_type(self.pool_dir) and not core.mkdir(self.pool_dir) then
+      error("synth: cannot create the pool folder " .. self.pool_dir, 3)
+    end
+  end
+  self.pool_k = (self.pool_k or 0) + 1
+  local old = self.files
+  self.files = sampler_pool(o, self.pool_dir, self.pool_k)
+  self.pool_at = self.count
+  for _, f in ipairs(old or {}) do os.remove(f) end
+  if self.c then self.c:free(); self.c = nil end
 end
 
 --- The foreground rule in use (a table), resolving the category on first use.
@@ -170,6 +231,10 @@ end
 --- The sources on uint8 tensors: images [N,H,W,3] (and NSA partners) -> A uint8 [N,H,W,3], M uint8 [N,H,W].
 -- Samples are numbered on from the synthesiser's counter, so consecutive calls give new anomalies.
 function Synth:apply(images, others)
+  local refresh = self.opts.refresh or 0
+  if self.opts.sampler and refresh > 0 and self.count - self.pool_at >= refresh then
+    self:_new_pool()
+  end
   self:_build(self.opts.category)
   local A, M, fb = self.c:apply(images, others, self.count)
   self.count = self.count + images:size(1)
@@ -189,6 +254,11 @@ end
 function Synth:free()
   if self.c then self.c:free() end
   self.c = nil
+  if self.pool_owned and self.pool_dir then -- the temporary pool of a sampler source
+    for _, f in ipairs(self.files or {}) do os.remove(f) end
+    os.remove(self.pool_dir)
+    self.pool_dir, self.pool_owned = nil, nil
+  end
 end
 Synth.__close = Synth.free
 Synth.__name = "realnet.synth"

@@ -59,4 +59,19 @@ function M.training_loss(model, d, x0, opts)
   return loss, { mse = mse, vb = vb, t = t }
 end
 
+-- Training, sampling, presets and warm start live in their own modules (loaded on first use: they require
+-- this one). rn.sdas.load_run(dir) -> {net, cfg, classes, ...}; rn.sdas.train.run(cfg, opts); rn.sdas.sample.run(o).
+local lazy = {train = "realnet.sdas.train", sample = "realnet.sdas.sample", presets = "realnet.sdas.presets",
+              warmstart = "realnet.sdas.warmstart", grid = "realnet.sdas.grid"}
+setmetatable(M, {__index = function(t, k)
+  if lazy[k] then
+    local mod = require(lazy[k])
+    rawset(t, k, mod)
+    return mod
+  end
+end})
+
+--- load_run(dir, opts{weights = "ema" | "raw"}): a trained SDAS run's U-Net (eval mode) and config.
+function M.load_run(dir, opts) return require("realnet.sdas.sample").load_run(dir, opts) end
+
 return M

@@ -1,0 +1,150 @@
+-- SDAS diffusion anomaly synthesis: fine-tune the diffusion model (train), write SIA images (sample).
+--
+--   realnet sdas train --data DIR --category NAME|all [--preset cpu|paper] [--steps N] [--init FILE] [--out RUNDIR]
+--                      [--resume] [--section.key=value ...]
+--   realnet sdas sample RUNDIR --n N --strength S|A,B [--per-image] [--method ancestral|ddim]
+--                      [--sigma beta|beta_tilde|learned] [--steps K] [--seed N] --out DIR
+--
+-- The logic is in lua/realnet/sdas/train.lua and sample.lua. Exit status: 0 done, 1 an error (unreadable data,
+-- a diverging loss, a checkpoint of another configuration, ...), 2 a usage error.
+local cli = require "realnet.cli"
+local config = require "realnet.config"
+
+local TRAIN = {
+  name = "sdas train",
+  usage = "--data DIR --category NAME|all [options] [--section.key=value ...]",
+  summary = "fine-tunes the SDAS diffusion U-Net (improved DDPM, hybrid loss) on the normal training images of an\n" ..
+            "MVTec-layout dataset: one category (unconditional) or all of them (class-conditional). Writes\n" ..
+            "RUNDIR/model.h5 (EMA weights), checkpoints/, loss.csv + loss.png and val/step_*.png (s = 0 / 0.1 / 0.2).",
+  options = {
+    {"--data", type = "path", metavar = "DIR", help = "dataset root"},
+    {"--dataset", type = "choice", choices = {"mvtec", "visa", "mpdd", "btad"}, help = "layout (mvtec)"},
+    {"--category", help = "category name, or 'all' for one class-conditional model"},
+    {"--preset", type = "choice", choices = {"cpu", "paper"},
+     help = "cpu: 64x64 small U-Net, ~1 h on magnetic_tile on 2 cores; paper: spec 11 values, for a GPU (cpu)"},
+    {"--image-size", type = "int", min = 8, help = "training resolution"},
+    {"--steps", type = "int", min = 1, help = "optimiser steps"},
+    {"--batch", type = "int", min = 1, help = "images per micro-step"},
+    {"--accumulate", type = "int", min = 1, help = "micro-steps per optimiser step"},
+    {"--lr", type = "number", min = 0},
+    {"--seed", type = "int", min = 0, help = "initialisation, image order, timesteps and noise (100)"},
+    {"--init", type = "path", metavar = "FILE",
+     help = "warm start from a guided-diffusion checkpoint (.safetensors or realnet import's .h5) by name and shape"},
+    {"--out", type = "path", metavar = "RUNDIR", help = "run directory (default runs/sdas-<timestamp>)"},
+    {"--resume", type = "flag", help = "continue the run in --out from its last checkpoint"},
+    {"--config", type = "path", metavar = "FILE.lua", help = "a Lua file returning config fields"},
+    {"--print-config", type = "flag", help = "print the resolved config and exit"},
+  },
+  overrides = true,
+  epilog = "dotted overrides set any config field, e.g. --model.model_channels=64 --trainer.ema=0.9999\n" ..
+           "--trainer.val_every=500; with --resume only trainer.steps / checkpoint_every / val_every / val_n may change.\n" ..
+           "exit status: 0 trained, 1 error (e.g. a diverging loss: the last good checkpoint is kept), 2 usage error",
+}
+
+-- "S" or "A,B" with 0 <= A <= B.
+local function strength(text)
+  local parts = {}
+  for item in (text .. ","):gmatch("([^,]*),") do
+    local v = tonumber(item)
+    if not v or v ~= v or v == math.huge or v == -math.huge then
+      return nil, ("expected S or A,B (numbers), got '%s'"):format(text)
+    end
+    parts[#parts + 1] = v
+  end
+  if #parts < 1 or #parts > 2 then return nil, ("expected S or A,B, got '%s'"):format(text) end
+  for _, v in ipairs(parts) do
+    if v < 0 then
+      return nil, ("strength must be >= 0, got %g: a negative s would shrink the injected noise (s = 0 gives "
+        .. "normal images)"):format(v)
+    end
+  end
+  if parts[2] and parts[2] < parts[1] then return nil, ("the range %s needs A <= B"):format(text) end
+  return parts
+end
+
+local SAMPLE = {
+  name = "sdas sample",
+  usage = "RUNDIR --n N --strength S|A,B --out DIR [options]",
+  summary = "samples SIA images from a trained run (EMA weights): OUT/<class>/NNNNNN.png, OUT/index.jsonl\n" ..
+            "({file, class, seed, s, position} per image) and OUT/grid.png (rows of rising s from the same noise).",
+  positional = {{"rundir", metavar = "RUNDIR", required = true, missing = "no run directory (realnet sdas train --out)"}},
+  options = {
+    {"--n", type = "int", min = 1, default = 16, help = "images per class"},
+    {"--strength", type = strength, metavar = "S|A,B", default = {0.1, 0.2},
+     help = "s fixed, or s ~ U[A,B] per batch (per image with --per-image)"},
+    {"--per-image", type = "flag", help = "draw s per image rather than per batch"},
+    {"--method", type = "choice", choices = {"ancestral", "ddim"}, default = "ancestral",
+     help = "Algorithm 1 or the DDIM form (Algorithm S1)"},
+    {"--sigma", type = "choice", choices = {"beta", "beta_tilde", "learned"}, default = "beta",
+     help = "DDIM perturbation variance"},
+    {"--eta", type = "number", min = 0, default = 0, help = "DDIM eta"},
+    {"--steps", type = "int", min = 2, default = 20, help = "respaced reverse steps (ddimK)"},
+    {"--seed", type = "int", min = 0, default = 0, help = "batch k uses seed + k - 1"},
+    {"--batch", type = "int", min = 1, default = 8},
+    {"--class", help = "one class of a class-conditional run (default: every class)"},
+    {"--weights", type = "choice", choices = {"ema", "raw"}, default = "ema"},
+    {"--no-grid", type = "flag", help = "skip OUT/grid.png"},
+    {"--out", type = "path", metavar = "DIR", required = true, help = "output folder"},
+  },
+  epilog = "use the folder as SIA source: realnet train ... --synth sia --sia DIR\n" ..
+           "exit status: 0 done, 1 error, 2 usage error (e.g. a negative strength)",
+}
+
+local function fail(name, err)
+  io.stderr:write("realnet ", name, ": ", tostring(err):gsub("^[^\n]-%.lua:%d+: ", ""), "\n")
+  if os.getenv("REALNET_DEBUG") then io.stderr:write(debug.traceback(), "\n") end
+  os.exit(1)
+end
+
+local function cmd_train(args)
+  local train = require "realnet.sdas.train"
+  local o, overrides = cli.parse(args, TRAIN)
+  local cfg
+  if o.resume then
+    if not o.out then cli.usage_error(TRAIN, "--resume needs the run directory: --out RUNDIR") end
+    local saved, err = config.load(o.out .. "/config.lua")
+    if not saved then fail("sdas train", ("--resume: %s is not an sdas run directory (%s)"):format(o.out, err)) end
+    cfg = cli.try(TRAIN, train.from_cli, o, overrides, saved)
+    if o.preset then cfg.preset = o.preset end
+  else
+    local base = nil
+    if o.config then
+      base = train.defaults(o.preset)
+      local t, err = config.load(o.config)
+      if not t then cli.usage_error(TRAIN, err) end
+      cli.try(TRAIN, config.merge, base, t, o.config)
+    end
+    cfg = cli.try(TRAIN, train.from_cli, o, overrides, base)
+    cli.try(TRAIN, train.check, cfg)
+  end
+  if o.print_config then io.stdout:write(config.dump(cfg)); os.exit(0) end
+  local ok, err = pcall(train.run, cfg, {out = o.out, resume = o.resume})
+  if not ok then fail("sdas train", err) end
+end
+
+local function cmd_sample(args)
+  local o = cli.parse(args, SAMPLE)
+  local sample = require "realnet.sdas.sample"
+  local s = o.strength
+  local ok, res = pcall(sample.run, {rundir = o.rundir, n = o.n, strength = #s == 1 and s[1] or s,
+    per_image = o.per_image, method = o.method, sigma = o.sigma, eta = o.eta, steps = o.steps, seed = o.seed,
+    batch = o.batch, class = o.class, weights = o.weights, grid = not o.no_grid, out = o.out})
+  if not ok then fail("sdas sample", res) end
+  print(("wrote %d images, %s%s"):format(#res.files, res.index, res.grid and (" and " .. res.grid) or ""))
+end
+
+local USAGE = [[usage: realnet sdas train|sample [options]   (realnet sdas CMD --help for each)
+  train   fine-tune the SDAS diffusion model on normal images (presets cpu / paper, resumable)
+  sample  write an SIA folder of generated anomalies (strength s, ancestral or DDIM) with index and preview grid]]
+
+local args = arg or {}
+local sub = args[1]
+local rest = table.move(args, 2, #args, 1, {})
+if sub == "train" then cmd_train(rest)
+elseif sub == "sample" then cmd_sample(rest)
+elseif sub == "-h" or sub == "--help" or sub == "help" then print(USAGE)
+else
+  io.stderr:write(sub and ("realnet sdas: unknown command '" .. sub .. "'\n") or "realnet sdas: no command given\n",
+                  USAGE, "\n")
+  os.exit(2)
+end
