@@ -1,9 +1,10 @@
 /* realnet_main.c - the `realnet` binary: a Lua 5.4 interpreter with realnet preloaded.
  *
  *   realnet                      REPL (line editing, history, tab completion of names, auto-printed values)
- *   realnet run FILE [args]      run a script with `arg` as in `lua`
+ *   realnet run FILE [args]      run a script with `arg` as in `lua`; a file that returns a table is a recipe
+ *                                and runs through require("realnet.recipe").main (lua/realnet/recipe.lua)
  *   realnet -e CODE [args]       run a chunk
- *   realnet -i FILE [args]       run a script, then the REPL
+ *   realnet -i FILE [args]       run a script (or a recipe, leaving `results`, `replot`, `compare`), then the REPL
  *   realnet --version | help
  *   realnet NAME [args]          run scripts/NAME.lua (every subcommand is a readable Lua script)
  *
@@ -106,12 +107,29 @@ static int set_args(lua_State *L, char **argv, int prog, const char *script, int
   return argc - first;
 }
 
-static int run_file(lua_State *L, const char *path, char **argv, int first, int argc) {
+/* Runs a script. With `recipes` set, a script that returns a table is a recipe: the table goes to
+ * require("realnet.recipe").main(table, path, interactive), which reads `arg` for its options and, when
+ * interactive, leaves its results in the globals for the REPL. Plain scripts run as before. */
+static int run_file(lua_State *L, const char *path, char **argv, int first, int argc, int recipes, int interactive) {
   set_args(L, argv, 0, path, first, argc);
   if (luaL_loadfile(L, path) != LUA_OK) return report(L, LUA_ERRSYNTAX);
-  luaL_checkstack(L, argc - first + 2, "too many arguments");
+  luaL_checkstack(L, argc - first + 4, "too many arguments");
   for (int i = first; i < argc; i++) lua_pushstring(L, argv[i]);
-  return report(L, docall(L, argc - first, 0));
+  int top = lua_gettop(L) - (argc - first) - 1;
+  int st = docall(L, argc - first, 1);
+  if (st != LUA_OK) return report(L, st);
+  if (!recipes || !lua_istable(L, -1)) { lua_settop(L, top); return LUA_OK; }
+  lua_getglobal(L, "require");
+  lua_pushstring(L, "realnet.recipe");
+  st = docall(L, 1, 1);
+  if (st != LUA_OK) { report(L, st); lua_settop(L, top); return st; }
+  lua_getfield(L, -1, "main");
+  lua_pushvalue(L, -3); /* the recipe table */
+  lua_pushstring(L, path);
+  lua_pushboolean(L, interactive);
+  st = report(L, docall(L, 3, 0));
+  lua_settop(L, top);
+  return st;
 }
 
 static int run_string(lua_State *L, const char *code, const char *name) {
@@ -330,7 +348,7 @@ static void repl(lua_State *L) {
 static void usage(FILE *f) {
   fprintf(f,
           "usage: realnet                    interactive REPL\n"
-          "       realnet run FILE [args]    run a Lua script\n"
+          "       realnet run FILE [args]    run a Lua script, or a recipe (a file returning a table)\n"
           "       realnet -e CODE [args]     run a chunk of Lua\n"
           "       realnet -i FILE [args]     run a script, then the REPL\n"
           "       realnet --version\n"
@@ -378,8 +396,9 @@ int main(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "realnet: %s needs a script file\n", cmd); code = 2; }
     else if (!is_file(argv[2])) { fprintf(stderr, "realnet: cannot open script %s\n", argv[2]); code = 2; }
     else {
-      st = run_file(L, argv[2], argv, 3, argc);
-      if (st == LUA_OK && strcmp(cmd, "-i") == 0) repl(L);
+      int interactive = strcmp(cmd, "-i") == 0;
+      st = run_file(L, argv[2], argv, 3, argc, 1, interactive);
+      if (st == LUA_OK && interactive) repl(L);
     }
   } else if (cmd[0] == '-') {
     fprintf(stderr, "realnet: unknown option '%s'\n", cmd);
@@ -390,7 +409,7 @@ int main(int argc, char **argv) {
     lua_pushfstring(L, "%s/scripts/%s.lua", home, cmd);
     const char *script = lua_tostring(L, -1);
     if (strchr(cmd, '/') == NULL && is_file(script)) {
-      st = run_file(L, script, argv, 2, argc);
+      st = run_file(L, script, argv, 2, argc, 0, 0);
     } else if (strcmp(cmd, "help") == 0) {
       usage(stdout);
     } else {

@@ -5,7 +5,7 @@ local lines = {
   "usage: realnet [command] [args]",
   "",
   "  (no command)          interactive REPL with realnet loaded as rn",
-  "  run FILE.lua [args]   run a Lua script (arg table as in lua)",
+  "  run FILE.lua [args]   run a Lua script (arg table as in lua), or a recipe: run recipes/X.lua --help",
   "  -e CODE [args]        run a chunk of Lua",
   "  -i FILE.lua [args]    run a script, then the REPL",
   "  --version             print the version",

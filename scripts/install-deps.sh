@@ -10,6 +10,7 @@ packages=(
   libedit-dev
   libpng-dev libjpeg-dev libtiff-dev libhdf5-dev
   valgrind
+  gnuplot-nox
 )
 
 missing=()
