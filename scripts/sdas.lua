@@ -90,6 +90,29 @@ local SAMPLE = {
            "exit status: 0 done, 1 error, 2 usage error (e.g. a negative strength)",
 }
 
+local STRENGTH = {
+  name = "sdas strength",
+  usage = "RUNDIR --weights FILE [options]",
+  summary = "the strength check: for each s, samples --n images from the same noise and reports the mean distance of\n" ..
+            "their backbone features (global average of the chosen stages) to the nearest normal training image's;\n" ..
+            "a working strength makes it grow with s. Writes OUT/strength.md and OUT/strength.csv when --out is given.",
+  positional = {{"rundir", metavar = "RUNDIR", required = true, missing = "no run directory (realnet sdas train --out)"}},
+  options = {
+    {"--weights", type = "path", metavar = "FILE", required = true, help = "backbone weights (e.g. ResNet-50 v2)"},
+    {"--arch", default = "resnet50v2", help = "backbone architecture"},
+    {"--data", type = "path", metavar = "DIR", help = "dataset root (default: the run's)"},
+    {"--category", help = "category (default: the run's)"},
+    {"--strengths", type = "list", of = "number", min = 0, metavar = "S,S,...", default = {0, 0.1, 0.2, 0.4}, help = "strengths"},
+    {"--n", type = "int", min = 1, default = 64, help = "generated images per strength"},
+    {"--steps", type = "int", min = 2, default = 20, help = "respaced reverse steps"},
+    {"--method", type = "choice", choices = {"ancestral", "ddim"}, default = "ancestral"},
+    {"--seed", type = "int", min = 0, default = 0},
+    {"--res", type = "int", min = 32, default = 128, help = "backbone input side"},
+    {"--out", type = "path", metavar = "DIR", help = "where strength.md / strength.csv go"},
+  },
+  epilog = "exit status: 0 done, 1 error, 2 usage error",
+}
+
 local function fail(name, err)
   io.stderr:write("realnet ", name, ": ", tostring(err):gsub("^[^\n]-%.lua:%d+: ", ""), "\n")
   if os.getenv("REALNET_DEBUG") then io.stderr:write(debug.traceback(), "\n") end
@@ -133,15 +156,38 @@ local function cmd_sample(args)
   print(("wrote %d images, %s%s"):format(#res.files, res.index, res.grid and (" and " .. res.grid) or ""))
 end
 
+local function cmd_strength(args)
+  local o = cli.parse(args, STRENGTH)
+  local strength_check = require "realnet.sdas.strength"
+  local ok, r = pcall(strength_check.measure, {rundir = o.rundir, weights = o.weights, arch = o.arch, data = o.data,
+    category = o.category, strengths = o.strengths, n = o.n, steps = o.steps, method = o.method, seed = o.seed,
+    res = o.res})
+  if not ok then fail("sdas strength", r) end
+  local md = strength_check.table(r)
+  print(("%s, class %s, %d normal images, %s stages %s at %dx%d (samples at %dx%d):"):format(r.weights, r.class,
+    r.real, r.arch, table.concat(r.layers, ","), r.res, r.res, r.image_size, r.image_size))
+  print(md)
+  if o.out then
+    require("realnet.rundir").mkdir(o.out)
+    local f = assert(io.open(o.out .. "/strength.md", "w")); f:write(md, "\n"); f:close()
+    f = assert(io.open(o.out .. "/strength.csv", "w"))
+    f:write("s,mean,median,n\n")
+    for _, row in ipairs(r.rows) do f:write(("%g,%.6f,%.6f,%d\n"):format(row.s, row.mean, row.median, row.n)) end
+    f:close()
+  end
+end
+
 local USAGE = [[usage: realnet sdas train|sample [options]   (realnet sdas CMD --help for each)
   train   fine-tune the SDAS diffusion model on normal images (presets cpu / paper, resumable)
-  sample  write an SIA folder of generated anomalies (strength s, ancestral or DDIM) with index and preview grid]]
+  sample  write an SIA folder of generated anomalies (strength s, ancestral or DDIM) with index and preview grid
+  strength  the strength check: feature distance of samples to the nearest normal image, per s]]
 
 local args = arg or {}
 local sub = args[1]
 local rest = table.move(args, 2, #args, 1, {})
 if sub == "train" then cmd_train(rest)
 elseif sub == "sample" then cmd_sample(rest)
+elseif sub == "strength" then cmd_strength(rest)
 elseif sub == "-h" or sub == "--help" or sub == "help" then print(USAGE)
 else
   io.stderr:write(sub and ("realnet sdas: unknown command '" .. sub .. "'\n") or "realnet sdas: no command given\n",

@@ -158,3 +158,37 @@ describe("realnet sdas sample", function()
     assert.matches("class 'cc' is not one of the run's classes %(aa, bb%)", err)
   end)
 end)
+
+describe("realnet sdas strength", function()
+  local shared = os.getenv("REALNET_SHARED") or "../shared"
+  local w = shared .. "/weights/resnet50v2_imagenet_stages1-3.safetensors"
+
+  it("refuses to run without backbone weights, and a negative strength", function()
+    local full = dir .. "/full"
+    local _, err, code = run("sdas strength " .. q(full))
+    assert.are.equal(2, code)
+    assert.matches("%-%-weights", err)
+    _, err, code = run("sdas strength " .. q(full) .. " --weights x.safetensors --strengths 0,-0.1")
+    assert.are.equal(2, code)
+    assert.matches("strengths", err)
+  end)
+
+  it("reports one row per strength, the same noise for each, with the real ResNet-50 v2 weights", function()
+    if rn.file_type(w) ~= "file" then
+      pending("../shared/weights is absent")
+      return
+    end
+    local full, out_dir = dir .. "/full", dir .. "/strength"
+    local out, err, code = run("sdas strength " .. q(full) .. " --weights " .. q(w) .. " --n 3 --steps 3 --res 32 " ..
+      "--strengths 0,0,0.5 --out " .. q(out_dir))
+    assert.are.equal(0, code, err)
+    assert.matches("6 normal images", out)
+    local rows = {}
+    for line in H.slurp(out_dir .. "/strength.csv"):gmatch("[^\n]+") do rows[#rows + 1] = line end
+    assert.are.equal(4, #rows)                                -- header + 3 strengths
+    local function mean(i) return tonumber(rows[i + 1]:match("^[^,]+,([^,]+),")) end
+    assert.are.equal(mean(1), mean(2))                         -- same seed and s: the same samples
+    assert.is_true(mean(1) > 0)
+    assert.are_not.equal(mean(1), mean(3))                     -- s changes the samples
+  end)
+end)
