@@ -69,6 +69,7 @@ void rn_lua_open_rrs(lua_State *L);      /* core.rrs = {new} (Reconstruction Res
 void rn_lua_open_demo(lua_State *L);     /* core.demo_data = {make, render, defects, textures} */
 void rn_lua_open_patchcore(lua_State *L); /* core.patchcore_new, patchcore_load, ... (rn.patchcore) */
 void rn_lua_open_sdas(lua_State *L);      /* core.sdas_diffusion, sdas_sampler, ... (rn.sdas) */
+void rn_lua_open_cuda(lua_State *L);      /* core.cuda = {available, device_count, ...}, core.device(name) */
 
 /* luaopen for the C module; the realnet binary preloads it as "realnet.core". */
 int luaopen_realnet_core(lua_State *L);

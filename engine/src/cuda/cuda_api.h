@@ -1,0 +1,38 @@
+/* cuda_api.h - what the rest of the program may ask of the CUDA backend. Compiled into every build: without
+ * REALNET_CUDA (or without a GPU) the queries answer "none" (0 devices, not available) and the rest are no-ops,
+ * so callers (the Lua binding, tests, benchmarks) need no #ifdef.
+ */
+#ifndef REALNET_CUDA_API_H
+#define REALNET_CUDA_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "realnet/backend.h"
+
+/* Whether this build has the CUDA backend compiled in. */
+bool rn_cuda_built(void);
+/* CUDA devices usable now (0 without the backend, a driver or a GPU). */
+int rn_cuda_device_count(void);
+static inline bool rn_cuda_available(void) { return rn_cuda_device_count() > 0; }
+/* Why no device is usable ("this build has no CUDA backend", the driver's error, ...); "" when one is. */
+const char *rn_cuda_unavailable_reason(void);
+/* The device's marketing name into buf ("NVIDIA H200"); an error without such a device. */
+rn_status rn_cuda_device_name(int device, char *buf, size_t n);
+
+/* TF32 tensor-core math for float32 convolutions and matrix products: faster on Ampere and Hopper, with about
+ * 1e-3 relative error instead of float32's 1e-7. Off unless REALNET_TF32=1 is set or this turns it on. */
+void rn_cuda_set_tf32(bool on);
+bool rn_cuda_get_tf32(void);
+
+/* Waits for all work queued on the device. */
+rn_status rn_cuda_synchronize(int device);
+/* Returns the caching allocator's free blocks to the driver (all devices). */
+void rn_cuda_empty_cache(void);
+/* Bytes the caching allocator holds in free blocks (all devices). */
+size_t rn_cuda_cached_bytes(void);
+
+/* The backend for cuda:<index> (registration in backend.c); NULL with an error when absent. */
+const rn_backend *rn_cuda_backend(int index);
+
+#endif

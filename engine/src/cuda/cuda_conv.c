@@ -1,0 +1,375 @@
+/* cuda_conv.c - 2-d convolution forward, backward-data and backward-weight through cuDNN (NCHW float32).
+ *
+ * Algorithms come from cuDNN's heuristics (cudnnGet*_v7), or from timing every algorithm once per shape when
+ * REALNET_CUDNN_BENCHMARK=1 (cudnnFind*Ex); the choice is cached per shape, direction, device and TF32 setting.
+ * Candidates needing more than 512 MiB of workspace are skipped, and an algorithm cuDNN then refuses
+ * (NOT_SUPPORTED) falls through to the next. Without TF32 the math type is CUDNN_FMA_MATH (true float32).
+ *
+ * The engine allows an output smaller than the strided formula gives (conv-transpose with output_padding >=
+ * stride); cuDNN does not, so such calls run on a full-size temporary (zero-padded gy for the backward passes,
+ * a cropped copy of the full output for the forward).
+ *
+ * This uses cuDNN's legacy convolution API, deprecated in cuDNN 9 in favour of the graph API but present and
+ * supported throughout 9.x; the deprecation warnings are silenced here only.
+ */
+#include <cudnn.h>
+#include <pthread.h>
+
+#include "cuda_internal.h"
+
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
+#define WS_LIMIT ((size_t)512 << 20)
+
+static rn_status dnn_check(cudnnStatus_t s, const char *call) {
+  if (s == CUDNN_STATUS_SUCCESS) return RN_OK;
+  bool oom = s == CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED ||
+             s == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED;
+  return rn_error(oom ? RN_ERR_OOM : RN_ERR_DEVICE, "%s failed: %s (status %d)", call, cudnnGetErrorString(s), (int)s);
+}
+
+static bool not_supported(cudnnStatus_t s) { return s >= CUDNN_STATUS_NOT_SUPPORTED && s < CUDNN_STATUS_INTERNAL_ERROR; }
+
+/* ------------------------------------------------------------------ handles and the algorithm cache */
+
+static pthread_mutex_t dnn_lock = PTHREAD_MUTEX_INITIALIZER;
+static cudnnHandle_t handles[RN_CUDA_MAX_DEVICES];
+
+static rn_status dnn_handle(int device, cudaStream_t stream, cudnnHandle_t *out) {
+  pthread_mutex_lock(&dnn_lock);
+  rn_status st = RN_OK;
+  if (!handles[device]) st = dnn_check(cudnnCreate(&handles[device]), "cudnnCreate");
+  cudnnHandle_t h = handles[device];
+  pthread_mutex_unlock(&dnn_lock);
+  RN_TRY(st);
+  RN_TRY(dnn_check(cudnnSetStream(h, stream), "cudnnSetStream"));
+  *out = h;
+  return RN_OK;
+}
+
+typedef enum { DIR_FORWARD, DIR_BACKWARD_DATA, DIR_BACKWARD_WEIGHT } conv_dir;
+static const char *dir_names[] = {"conv2d", "conv2d backward (data)", "conv2d backward (weight)"};
+
+/* One convolution as cuDNN sees it: oh/ow are the full output sizes. The spare fields make the struct free of
+ * padding bytes, so memcmp compares only values. */
+typedef struct {
+  int dir, device, tf32, spare0;
+  int64_t n, c, h, w, o, kh, kw, oh, ow;
+  int sh, sw, ph, pw, dh, dw, g, spare1;
+} conv_key;
+_Static_assert(sizeof(conv_key) == 4 * sizeof(int) + 9 * sizeof(int64_t) + 8 * sizeof(int), "conv_key has padding");
+
+typedef struct { conv_key key; int algo; cudnnMathType_t math; bool used; } cache_entry;
+
+#define CACHE_SIZE 512
+static cache_entry cache[CACHE_SIZE];
+static int cache_next;
+
+static bool cache_get(const conv_key *k, int *algo, cudnnMathType_t *math) {
+  bool hit = false;
+  pthread_mutex_lock(&dnn_lock);
+  for (int i = 0; i < CACHE_SIZE && !hit; i++)
+    if (cache[i].used && memcmp(&cache[i].key, k, sizeof *k) == 0) {
+      *algo = cache[i].algo;
+      *math = cache[i].math;
+      hit = true;
+    }
+  pthread_mutex_unlock(&dnn_lock);
+  return hit;
+}
+
+static void cache_put(const conv_key *k, int algo, cudnnMathType_t math) {
+  pthread_mutex_lock(&dnn_lock);
+  cache[cache_next] = (cache_entry){*k, algo, math, true};
+  cache_next = (cache_next + 1) % CACHE_SIZE;
+  pthread_mutex_unlock(&dnn_lock);
+}
+
+/* ------------------------------------------------------------------ descriptors */
+
+typedef struct {
+  cudnnTensorDescriptor_t x, y;
+  cudnnFilterDescriptor_t w;
+  cudnnConvolutionDescriptor_t conv;
+} descs;
+
+static void descs_free(descs *d) {
+  if (d->x) cudnnDestroyTensorDescriptor(d->x);
+  if (d->y) cudnnDestroyTensorDescriptor(d->y);
+  if (d->w) cudnnDestroyFilterDescriptor(d->w);
+  if (d->conv) cudnnDestroyConvolutionDescriptor(d->conv);
+}
+
+static rn_status descs_make(descs *d, const conv_key *k) {
+  memset(d, 0, sizeof *d);
+  RN_TRY(dnn_check(cudnnCreateTensorDescriptor(&d->x), "cudnnCreateTensorDescriptor"));
+  RN_TRY(dnn_check(cudnnCreateTensorDescriptor(&d->y), "cudnnCreateTensorDescriptor"));
+  RN_TRY(dnn_check(cudnnCreateFilterDescriptor(&d->w), "cudnnCreateFilterDescriptor"));
+  RN_TRY(dnn_check(cudnnCreateConvolutionDescriptor(&d->conv), "cudnnCreateConvolutionDescriptor"));
+  RN_TRY(dnn_check(cudnnSetTensor4dDescriptor(d->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)k->n, (int)k->c, (int)k->h,
+                                              (int)k->w), "cudnnSetTensor4dDescriptor (input)"));
+  RN_TRY(dnn_check(cudnnSetTensor4dDescriptor(d->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)k->n, (int)k->o, (int)k->oh,
+                                              (int)k->ow), "cudnnSetTensor4dDescriptor (output)"));
+  RN_TRY(dnn_check(cudnnSetFilter4dDescriptor(d->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, (int)k->o, (int)(k->c / k->g),
+                                              (int)k->kh, (int)k->kw), "cudnnSetFilter4dDescriptor"));
+  RN_TRY(dnn_check(cudnnSetConvolution2dDescriptor(d->conv, k->ph, k->pw, k->sh, k->sw, k->dh, k->dw,
+                                                   CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
+                   "cudnnSetConvolution2dDescriptor"));
+  RN_TRY(dnn_check(cudnnSetConvolutionGroupCount(d->conv, k->g), "cudnnSetConvolutionGroupCount"));
+  RN_TRY(dnn_check(cudnnSetConvolutionMathType(d->conv, k->tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH),
+                   "cudnnSetConvolutionMathType"));
+  int n, c, h, w; /* cuDNN's own output size must be ours, or the descriptors disagree */
+  RN_TRY(dnn_check(cudnnGetConvolution2dForwardOutputDim(d->conv, d->x, d->w, &n, &c, &h, &w),
+                   "cudnnGetConvolution2dForwardOutputDim"));
+  if (n != k->n || c != k->o || h != k->oh || w != k->ow)
+    return rn_error(RN_ERR_SHAPE, "%s: cuDNN computes output %dx%dx%dx%d, expected %lldx%lldx%lldx%lld",
+                    dir_names[k->dir], n, c, h, w, (long long)k->n, (long long)k->o, (long long)k->oh,
+                    (long long)k->ow);
+  return RN_OK;
+}
+
+/* ------------------------------------------------------------------ the three directions, one interface */
+
+typedef struct { int algo; cudnnStatus_t status; size_t memory; cudnnMathType_t math; } candidate;
+
+/* Device buffers of a call: x/w/y are input, weight and output for the forward, and the corresponding
+ * gradients for the backward passes (dx or dw is the one written). */
+typedef struct { void *x, *w, *y; } bufs;
+
+#define MAX_ALGOS 16
+
+static rn_status list_algos(conv_dir dir, cudnnHandle_t h, const descs *d, const bufs *b, bool bench, int device,
+                            candidate *out, int *n) {
+  *n = 0;
+  void *ws = NULL;
+  size_t wsb = 0;
+  if (bench) { /* Find* times each algorithm with real buffers and a workspace we provide */
+    wsb = WS_LIMIT;
+    if (rn_cu_alloc(device, wsb, &ws) != RN_OK) { wsb = (size_t)64 << 20; RN_TRY(rn_cu_alloc(device, wsb, &ws)); }
+  }
+  cudnnStatus_t s;
+  int got = 0;
+  if (dir == DIR_FORWARD) {
+    cudnnConvolutionFwdAlgoPerf_t p[MAX_ALGOS];
+    int want = CUDNN_CONVOLUTION_FWD_ALGO_COUNT < MAX_ALGOS ? CUDNN_CONVOLUTION_FWD_ALGO_COUNT : MAX_ALGOS;
+    s = bench ? cudnnFindConvolutionForwardAlgorithmEx(h, d->x, b->x, d->w, b->w, d->conv, d->y, b->y, want, &got, p, ws, wsb)
+              : cudnnGetConvolutionForwardAlgorithm_v7(h, d->x, d->w, d->conv, d->y, want, &got, p);
+    for (int i = 0; i < got; i++) out[i] = (candidate){(int)p[i].algo, p[i].status, p[i].memory, p[i].mathType};
+  } else if (dir == DIR_BACKWARD_DATA) {
+    cudnnConvolutionBwdDataAlgoPerf_t p[MAX_ALGOS];
+    int want = CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT < MAX_ALGOS ? CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT : MAX_ALGOS;
+    s = bench ? cudnnFindConvolutionBackwardDataAlgorithmEx(h, d->w, b->w, d->y, b->y, d->conv, d->x, b->x, want, &got, p, ws, wsb)
+              : cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d->w, d->y, d->conv, d->x, want, &got, p);
+    for (int i = 0; i < got; i++) out[i] = (candidate){(int)p[i].algo, p[i].status, p[i].memory, p[i].mathType};
+  } else {
+    cudnnConvolutionBwdFilterAlgoPerf_t p[MAX_ALGOS];
+    int want = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT < MAX_ALGOS ? CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT : MAX_ALGOS;
+    s = bench ? cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d->x, b->x, d->y, b->y, d->conv, d->w, b->w, want, &got, p, ws, wsb)
+              : cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d->x, d->y, d->conv, d->w, want, &got, p);
+    for (int i = 0; i < got; i++) out[i] = (candidate){(int)p[i].algo, p[i].status, p[i].memory, p[i].mathType};
+  }
+  rn_cu_free(device, ws, wsb);
+  RN_TRY(dnn_check(s, bench ? "cudnnFindConvolution*AlgorithmEx" : "cudnnGetConvolution*Algorithm_v7"));
+  *n = got;
+  return RN_OK;
+}
+
+static cudnnStatus_t ws_size(conv_dir dir, cudnnHandle_t h, const descs *d, int algo, size_t *bytes) {
+  *bytes = 0;
+  if (dir == DIR_FORWARD)
+    return cudnnGetConvolutionForwardWorkspaceSize(h, d->x, d->w, d->conv, d->y, (cudnnConvolutionFwdAlgo_t)algo, bytes);
+  if (dir == DIR_BACKWARD_DATA)
+    return cudnnGetConvolutionBackwardDataWorkspaceSize(h, d->w, d->y, d->conv, d->x,
+                                                        (cudnnConvolutionBwdDataAlgo_t)algo, bytes);
+  return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d->x, d->y, d->conv, d->w,
+                                                        (cudnnConvolutionBwdFilterAlgo_t)algo, bytes);
+}
+
+static cudnnStatus_t execute(conv_dir dir, cudnnHandle_t h, const descs *d, const bufs *b, int algo, void *ws,
+                             size_t wsb) {
+  const float one = 1.0f, zero = 0.0f;
+  if (dir == DIR_FORWARD)
+    return cudnnConvolutionForward(h, &one, d->x, b->x, d->w, b->w, d->conv, (cudnnConvolutionFwdAlgo_t)algo, ws, wsb,
+                                   &zero, d->y, b->y);
+  if (dir == DIR_BACKWARD_DATA)
+    return cudnnConvolutionBackwardData(h, &one, d->w, b->w, d->y, b->y, d->conv, (cudnnConvolutionBwdDataAlgo_t)algo,
+                                        ws, wsb, &zero, d->x, b->x);
+  return cudnnConvolutionBackwardFilter(h, &one, d->x, b->x, d->y, b->y, d->conv,
+                                        (cudnnConvolutionBwdFilterAlgo_t)algo, ws, wsb, &zero, d->w, b->w);
+}
+
+/* Runs one algorithm with a workspace from the caching allocator; *refused when cuDNN says NOT_SUPPORTED. */
+static rn_status try_algo(conv_dir dir, cudnnHandle_t h, const descs *d, const bufs *b, int algo,
+                          cudnnMathType_t math, int device, bool *refused) {
+  *refused = false;
+  cudnnStatus_t s = cudnnSetConvolutionMathType(d->conv, math);
+  if (s == CUDNN_STATUS_SUCCESS) {
+    size_t wsb = 0;
+    s = ws_size(dir, h, d, algo, &wsb);
+    if (s == CUDNN_STATUS_SUCCESS) {
+      void *ws = NULL;
+      if (wsb) RN_TRY(rn_cu_alloc(device, wsb, &ws));
+      s = execute(dir, h, d, b, algo, ws, wsb);
+      rn_cu_free(device, ws, wsb); /* stream-ordered reuse is safe */
+    }
+  }
+  if (not_supported(s)) { *refused = true; return RN_OK; }
+  return dnn_check(s, dir == DIR_FORWARD ? "cudnnConvolutionForward"
+                      : dir == DIR_BACKWARD_DATA ? "cudnnConvolutionBackwardData" : "cudnnConvolutionBackwardFilter");
+}
+
+static bool bench_mode(void) {
+  const char *e = getenv("REALNET_CUDNN_BENCHMARK");
+  return e && strcmp(e, "1") == 0;
+}
+
+/* Chooses (or recalls) an algorithm for the key and runs it on the buffers. */
+static rn_status run_conv(const conv_key *k, const bufs *b, cudaStream_t stream) {
+  cudnnHandle_t h;
+  RN_TRY(dnn_handle(k->device, stream, &h));
+  descs d;
+  rn_status st = descs_make(&d, k);
+  conv_dir dir = (conv_dir)k->dir;
+  int algo;
+  cudnnMathType_t math;
+  bool refused = true;
+  if (st == RN_OK && cache_get(k, &algo, &math)) st = try_algo(dir, h, &d, b, algo, math, k->device, &refused);
+  if (st == RN_OK && refused) {
+    candidate c[MAX_ALGOS];
+    int n = 0;
+    st = list_algos(dir, h, &d, b, bench_mode(), k->device, c, &n);
+    for (int i = 0; st == RN_OK && refused && i < n; i++) {
+      if (c[i].status != CUDNN_STATUS_SUCCESS || c[i].memory > WS_LIMIT) continue;
+      /* without TF32 only FMA kernels; with it, the math type cuDNN reported for the algorithm */
+      if (!k->tf32 && (c[i].math == CUDNN_TENSOR_OP_MATH || c[i].math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)) continue;
+      math = k->tf32 ? c[i].math : CUDNN_FMA_MATH;
+      st = try_algo(dir, h, &d, b, c[i].algo, math, k->device, &refused);
+      if (st == RN_OK && !refused) cache_put(k, c[i].algo, math);
+    }
+    if (st == RN_OK && refused)
+      st = rn_error(RN_ERR_UNSUPPORTED, "%s: cuDNN has no algorithm for input %lldx%lldx%lldx%lld, weight %lldx%lldx%lldx%lld "
+                    "(stride %dx%d, pad %dx%d, dilation %dx%d, groups %d)", dir_names[k->dir], (long long)k->n,
+                    (long long)k->c, (long long)k->h, (long long)k->w, (long long)k->o, (long long)(k->c / k->g),
+                    (long long)k->kh, (long long)k->kw, k->sh, k->sw, k->ph, k->pw, k->dh, k->dw, k->g);
+  }
+  descs_free(&d);
+  return st;
+}
+
+/* ------------------------------------------------------------------ geometry */
+
+/* Key of a call from x [n,c,h,w], w [o,c/g,kh,kw] and the (possibly cropped) output dims. */
+static rn_status make_key(conv_key *k, conv_dir dir, const rn_tensor *x, const rn_tensor *w, const rn_tensor *y,
+                          const rn_conv_params *p) {
+  const char *what = dir_names[dir];
+  if (!p || x->ndim != 4 || w->ndim != 4 || y->ndim != 4) return rn_error(RN_ERR_SHAPE, "%s: expected 4-d tensors", what);
+  *k = (conv_key){.dir = dir, .device = x->storage->device.index, .tf32 = rn_cuda_get_tf32(),
+                  .n = x->shape[0], .c = x->shape[1], .h = x->shape[2], .w = x->shape[3],
+                  .o = w->shape[0], .kh = w->shape[2], .kw = w->shape[3],
+                  .sh = p->stride[0], .sw = p->stride[1], .ph = p->pad[0], .pw = p->pad[1],
+                  .dh = p->dilation[0], .dw = p->dilation[1], .g = p->groups};
+  if (k->g < 1 || k->sh < 1 || k->sw < 1 || k->dh < 1 || k->dw < 1 || k->ph < 0 || k->pw < 0 || k->c % k->g ||
+      k->o % k->g || k->kh < 1 || k->kw < 1 || w->shape[1] * k->g != k->c)
+    return rn_error(RN_ERR_ARG, "%s: bad convolution parameters", what);
+  if (y->shape[0] != k->n || y->shape[1] != k->o)
+    return rn_error(RN_ERR_SHAPE, "%s: input, weight and output channels do not fit", what);
+  k->oh = (k->h + 2 * k->ph - k->dh * (k->kh - 1) - 1) / k->sh + 1;
+  k->ow = (k->w + 2 * k->pw - k->dw * (k->kw - 1) - 1) / k->sw + 1;
+  if (y->shape[2] < 1 || y->shape[3] < 1 || y->shape[2] > k->oh || y->shape[3] > k->ow)
+    return rn_error(RN_ERR_SHAPE, "%s: output %lldx%lld does not fit input %lldx%lld", what, (long long)y->shape[2],
+                    (long long)y->shape[3], (long long)k->h, (long long)k->w);
+  int64_t big = 0x7fffffffLL;
+  if (k->n > big || k->c > big || k->h > big || k->w > big || k->o > big || k->oh > big || k->ow > big)
+    return rn_error(RN_ERR_SHAPE, "%s: sizes beyond cuDNN's 32-bit limits", what);
+  return RN_OK;
+}
+
+static bool cropped(const conv_key *k, const rn_tensor *y) { return y->shape[2] != k->oh || y->shape[3] != k->ow; }
+
+/* A full-size [n, o, oh, ow] device tensor (zeroed when asked) and the layout of its top-left crop of y's size. */
+static rn_status full_tmp(rn_tensor **tmp, rnk_layout *crop, const conv_key *k, const rn_tensor *y, bool zero) {
+  int64_t shape[4] = {k->n, k->o, k->oh, k->ow};
+  rn_device dev = {RN_CUDA, k->device};
+  RN_TRY(zero ? rn_tensor_zeros(tmp, 4, shape, RN_F32, dev) : rn_tensor_empty(tmp, 4, shape, RN_F32, dev));
+  *crop = rn_cu_layout(*tmp);
+  crop->shape[2] = y->shape[2];
+  crop->shape[3] = y->shape[3];
+  return RN_OK;
+}
+
+static rn_status need4(const rn_tensor *t, const char *what) { return rn_cu_need(t, true, true, what); }
+
+/* ------------------------------------------------------------------ kernel-table entries */
+
+rn_status rn_cu_conv2d(rn_tensor *y, const rn_tensor *x, const rn_tensor *w, const rn_tensor *bias,
+                       const rn_conv_params *p) {
+  cudaStream_t s;
+  conv_key k;
+  RN_TRY(rn_cu_stream(x, &s));
+  RN_TRY(need4(y, "conv2d: output"));
+  RN_TRY(need4(x, "conv2d: input"));
+  RN_TRY(need4(w, "conv2d: weight"));
+  if (bias) RN_TRY(need4(bias, "conv2d: bias"));
+  RN_TRY(make_key(&k, DIR_FORWARD, x, w, y, p));
+  if (bias && rn_tensor_numel(bias) != k.o) return rn_error(RN_ERR_SHAPE, "conv2d: bias has the wrong size");
+  if (rn_tensor_numel(y) == 0) return RN_OK;
+  rn_tensor *tmp = NULL;
+  rnk_layout crop, yl = rn_cu_layout(y);
+  if (cropped(&k, y)) RN_TRY(full_tmp(&tmp, &crop, &k, y, false));
+  bufs b = {rn_cu_ptr(x), rn_cu_ptr(w), tmp ? rn_cu_ptr(tmp) : rn_cu_ptr(y)};
+  rn_status st = run_conv(&k, &b, s);
+  if (st == RN_OK && tmp)
+    st = rn_cu_check(rnk_copy(rn_cu_ptr(y), RN_F32, &yl, rn_cu_ptr(tmp), RN_F32, &crop, s), "rnk_copy (conv2d crop)");
+  rn_tensor_release(tmp);
+  if (st != RN_OK || !bias) return st;
+  return rn_cu_check(rnk_bias_add(rn_cu_ptr(y), rn_cu_ptr(bias), y->shape[0], y->shape[1], y->shape[2] * y->shape[3], s),
+                     "rnk_bias_add (conv2d bias)");
+}
+
+/* gy of the full size: gy itself, or a zeroed temporary holding gy in its top-left corner. */
+static rn_status full_gy(rn_tensor **tmp, const conv_key *k, const rn_tensor *gy, cudaStream_t s) {
+  *tmp = NULL;
+  if (!cropped(k, gy)) return RN_OK;
+  rnk_layout crop, gl = rn_cu_layout(gy);
+  RN_TRY(full_tmp(tmp, &crop, k, gy, true));
+  rn_status st = rn_cu_check(rnk_copy(rn_cu_ptr(*tmp), RN_F32, &crop, rn_cu_ptr(gy), RN_F32, &gl, s),
+                             "rnk_copy (conv2d gradient padding)");
+  if (st != RN_OK) { rn_tensor_release(*tmp); *tmp = NULL; }
+  return st;
+}
+
+rn_status rn_cu_conv2d_backward_data(rn_tensor *gx, const rn_tensor *gy, const rn_tensor *w, const rn_conv_params *p) {
+  cudaStream_t s;
+  conv_key k;
+  RN_TRY(rn_cu_stream(gy, &s));
+  RN_TRY(need4(gx, "conv2d backward (data): gx"));
+  RN_TRY(need4(gy, "conv2d backward (data): gy"));
+  RN_TRY(need4(w, "conv2d backward (data): weight"));
+  RN_TRY(make_key(&k, DIR_BACKWARD_DATA, gx, w, gy, p));
+  if (rn_tensor_numel(gx) == 0) return RN_OK;
+  rn_tensor *tmp = NULL;
+  RN_TRY(full_gy(&tmp, &k, gy, s));
+  bufs b = {rn_cu_ptr(gx), rn_cu_ptr(w), tmp ? rn_cu_ptr(tmp) : rn_cu_ptr(gy)};
+  rn_status st = run_conv(&k, &b, s);
+  rn_tensor_release(tmp);
+  return st;
+}
+
+rn_status rn_cu_conv2d_backward_weight(rn_tensor *gw, const rn_tensor *gy, const rn_tensor *x,
+                                       const rn_conv_params *p) {
+  cudaStream_t s;
+  conv_key k;
+  RN_TRY(rn_cu_stream(x, &s));
+  RN_TRY(need4(gw, "conv2d backward (weight): gw"));
+  RN_TRY(need4(gy, "conv2d backward (weight): gy"));
+  RN_TRY(need4(x, "conv2d backward (weight): input"));
+  if (rn_tensor_numel(gw) == 0) return RN_OK;
+  if (x->ndim == 4 && x->shape[0] == 0) return rn_cu_fill(gw, 0.0); /* no samples: no gradient */
+  RN_TRY(make_key(&k, DIR_BACKWARD_WEIGHT, x, gw, gy, p));
+  rn_tensor *tmp = NULL;
+  RN_TRY(full_gy(&tmp, &k, gy, s));
+  bufs b = {rn_cu_ptr(x), rn_cu_ptr(gw), tmp ? rn_cu_ptr(tmp) : rn_cu_ptr(gy)};
+  rn_status st = run_conv(&k, &b, s);
+  rn_tensor_release(tmp);
+  return st;
+}

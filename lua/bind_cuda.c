@@ -1,0 +1,103 @@
+/* bind_cuda.c - rn.device(name) and the rn.cuda table: device queries, TF32, synchronisation, the allocator's
+ * cache. Works in every build: without the CUDA backend or a GPU, rn.cuda.available() is false and
+ * rn.cuda.device_count() 0, and asking for a CUDA device raises an error saying why. */
+#include "../engine/src/cuda/cuda_api.h"
+#include "bind_internal.h"
+
+/* rn.device(t) -> t's device name (as before); rn.device("cuda:1") -> "cuda:1" after checking the device exists,
+ * so `local dev = rn.device(opts.device)` fails early with a clear message instead of at the first tensor. */
+static int c_device(lua_State *L) {
+  char buf[32];
+  if (lua_isuserdata(L, 1)) {
+    lua_pushstring(L, rn_device_name(rn_tensor_device(rn_lua_check_tensor(L, 1)), buf, sizeof buf));
+    return 1;
+  }
+  const char *s = luaL_checkstring(L, 1);
+  rn_device d;
+  if (rn_device_parse(s, &d) != RN_OK) luaL_argerror(L, 1, rn_last_error());
+  if (d.type == RN_CUDA && !rn_backend_for(d)) luaL_error(L, "device: %s", rn_last_error());
+  lua_pushstring(L, rn_device_name(d, buf, sizeof buf));
+  return 1;
+}
+
+static int c_available(lua_State *L) {
+  lua_pushboolean(L, rn_cuda_available());
+  return 1;
+}
+
+static int c_device_count(lua_State *L) {
+  lua_pushinteger(L, rn_cuda_device_count());
+  return 1;
+}
+
+static int c_built(lua_State *L) {
+  lua_pushboolean(L, rn_cuda_built());
+  return 1;
+}
+
+/* why no device is usable ("" when one is) */
+static int c_reason(lua_State *L) {
+  lua_pushstring(L, rn_cuda_unavailable_reason());
+  return 1;
+}
+
+/* device index from an optional argument: nil/none -> 0, an integer, or "cuda:N" */
+static int opt_index(lua_State *L, int arg) {
+  if (lua_isnoneornil(L, arg)) return 0;
+  if (lua_type(L, arg) == LUA_TSTRING) {
+    rn_device d;
+    if (rn_device_parse(lua_tostring(L, arg), &d) != RN_OK || d.type != RN_CUDA)
+      luaL_argerror(L, arg, "expected a CUDA device index or name (cuda, cuda:N)");
+    return d.index;
+  }
+  lua_Integer i = luaL_checkinteger(L, arg);
+  if (i < 0 || i > 1024) luaL_argerror(L, arg, "device index out of range");
+  return (int)i;
+}
+
+static int c_device_name(lua_State *L) {
+  char buf[256];
+  rn_lua_check(L, rn_cuda_device_name(opt_index(L, 1), buf, sizeof buf), "cuda.device_name");
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+static int c_set_tf32(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TBOOLEAN);
+  rn_cuda_set_tf32(lua_toboolean(L, 1));
+  return 0;
+}
+
+static int c_tf32(lua_State *L) {
+  lua_pushboolean(L, rn_cuda_get_tf32());
+  return 1;
+}
+
+static int c_synchronize(lua_State *L) {
+  rn_lua_check(L, rn_cuda_synchronize(opt_index(L, 1)), "cuda.synchronize");
+  return 0;
+}
+
+static int c_empty_cache(lua_State *L) {
+  rn_cuda_empty_cache();
+  return 0;
+}
+
+static int c_cached_bytes(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)rn_cuda_cached_bytes());
+  return 1;
+}
+
+static const luaL_Reg cuda_fns[] = {
+  {"available", c_available}, {"device_count", c_device_count}, {"built", c_built},
+  {"unavailable_reason", c_reason}, {"device_name", c_device_name}, {"set_tf32", c_set_tf32}, {"tf32", c_tf32},
+  {"synchronize", c_synchronize}, {"empty_cache", c_empty_cache}, {"cached_bytes", c_cached_bytes},
+  {NULL, NULL}};
+
+void rn_lua_open_cuda(lua_State *L) {
+  lua_pushcfunction(L, c_device); /* replaces the module-level alias of t:device(), keeping its behaviour */
+  lua_setfield(L, -2, "device");
+  lua_newtable(L);
+  luaL_setfuncs(L, cuda_fns, 0);
+  lua_setfield(L, -2, "cuda");
+}
