@@ -82,4 +82,16 @@ function H.sh(bin, dir, args)
   return tonumber(out:match("rc=(%d+)%s*$")), out
 end
 
+--- Writes n random 20x20 RGB PNGs into <root>/<cat>/train/good for each category (an MVTec-layout training set).
+function H.tiny_dataset(root, cats, n)
+  for c, cat in ipairs(cats) do
+    os.execute("mkdir -p " .. H.q(root .. "/" .. cat .. "/train/good"))
+    for i = 1, n do
+      local x = (rn.rand({20, 20, 3}, {seed = 10 * c + i}) * 255):byte()
+      rn.image.write_png(("%s/%s/train/good/%03d.png"):format(root, cat, i), x)
+    end
+  end
+  return root
+end
+
 return H

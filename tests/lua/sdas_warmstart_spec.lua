@@ -15,14 +15,7 @@ local TINY = "--image-size 16 --batch 4 --model.model_channels=8 --model.channel
   "--model.attention_resolutions=2 --model.num_head_channels=8 --trainer.val_n=2 --diffusion.val_respace=ddim4 " ..
   "--trainer.val_every=1000"
 
-local data = dir .. "/data"
-for c, cat in ipairs{"aa", "bb"} do
-  os.execute("mkdir -p " .. q(data .. "/" .. cat .. "/train/good"))
-  for i = 1, 4 do
-    local x = (rn.rand({20, 20, 3}, {seed = 10 * c + i}) * 255):byte()
-    rn.image.write_png(("%s/%s/train/good/%03d.png"):format(data, cat, i), x)
-  end
-end
+local data = H.tiny_dataset(dir .. "/data", {"aa", "bb"}, 4)
 
 teardown(function() os.execute("rm -rf " .. q(dir)) end)
 

@@ -60,12 +60,7 @@ local PRESETS = {
 
 M.presets = {"paper", "cpu"}
 
-local function copy(v)
-  if type(v) ~= "table" then return v end
-  local out = {}
-  for k, e in pairs(v) do out[k] = copy(e) end
-  return out
-end
+local copy = require("realnet.config").copy
 M.copy = copy
 
 local function is_list(t)

@@ -38,12 +38,7 @@ local PRESETS = {
 
 M.NAMES = {"cpu", "paper"}
 
-local function copy(v)
-  if type(v) ~= "table" then return v end
-  local t = {}
-  for k, e in pairs(v) do t[k] = copy(e) end
-  return t
-end
+local copy = require("realnet.config").copy
 
 --- get(name) -> a deep copy of the preset; raises naming the valid presets for an unknown name.
 function M.get(name)
