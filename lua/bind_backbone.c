@@ -6,12 +6,15 @@
  *
  * opts: weights (a safetensors file, an .npy folder or an HDF5 store; prefix = group for HDF5), layers (1-based
  * stage indices or stage names; default every stage whose weights are present), seed (random init when no
- * weights are given), allow_unmapped (list unmappable source names in the report instead of failing).
+ * weights are given), allow_unmapped (list unmappable source names in the report instead of failing), device
+ * ("cpu", "cuda", "cuda:N"; checked before any weights are read, which then load straight onto it).
+ * bb:to(device) moves the weights (returns bb); bb:device() names where they live; inputs must be there too.
  * rn.backbone returns the backbone and, when weights were loaded, the load report
  * {loaded, ignored, unmapped, stages_ready, text}.
  */
 #include <string.h>
 
+#include "../engine/src/backbone/bb_internal.h" /* ops_path, for the tests of the device forward */
 #include "bind_internal.h"
 #include "realnet/backbone.h"
 
@@ -125,12 +128,17 @@ static int b_new(lua_State *L) {
   if (seed < 0) luaL_argerror(L, 2, "opts.seed must be >= 0");
   o.seed = (uint64_t)seed;
   const char *weights = rn_lua_opt_str(L, 2, "weights", NULL);
+  const char *devname = rn_lua_opt_str(L, 2, "device", NULL);
+  rn_device dev = rn_cpu();
+  if (devname && rn_device_parse(devname, &dev) != RN_OK) luaL_argerror(L, 2, rn_last_error());
+  if (!rn_backend_for(dev)) luaL_error(L, "backbone %s: device %s: %s", arch, devname, rn_last_error());
   stage_list(L, 2, arch); /* index 3: the stage string or nil */
   o.stages = lua_tostring(L, 3);
   bb_box *b = (bb_box *)lua_newuserdatauv(L, sizeof *b, 0);
   b->bb = NULL;
   luaL_setmetatable(L, RN_BACKBONE_MT);
   rn_lua_check(L, rn_backbone_new(&b->bb, arch, &o), "backbone");
+  if (dev.type != RN_CPU) rn_lua_check(L, rn_backbone_to_device(b->bb, dev), "backbone");
   if (!weights) return 1;
   load_path(L, b->bb, weights, 2);
   return 2;
@@ -270,6 +278,32 @@ static int b_state_dict(lua_State *L) {
   return 2;
 }
 
+/* bb:to(device) -> bb, the weights moved (a no-op when already there) */
+static int b_to(lua_State *L) {
+  rn_backbone *bb = check_bb(L, 1);
+  rn_device dev;
+  if (rn_device_parse(luaL_checkstring(L, 2), &dev) != RN_OK) luaL_argerror(L, 2, rn_last_error());
+  rn_lua_check(L, rn_backbone_to_device(bb, dev), "backbone:to");
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* bb:device() -> "cpu" / "cuda:N" */
+static int b_device(lua_State *L) {
+  char buf[32];
+  lua_pushstring(L, rn_device_name(rn_backbone_device(check_bb(L, 1)), buf, sizeof buf));
+  return 1;
+}
+
+/* bb:use_op_path(on): run the device forward (every node through the op layer) even on the CPU, so tests can
+ * hold it to the CPU forward without a GPU. */
+static int b_use_op_path(lua_State *L) {
+  rn_backbone *bb = check_bb(L, 1);
+  bb->ops_path = lua_toboolean(L, 2);
+  lua_settop(L, 1);
+  return 1;
+}
+
 static int b_tostring(lua_State *L) {
   bb_box *b = (bb_box *)luaL_checkudata(L, 1, RN_BACKBONE_MT);
   if (!b->bb) {
@@ -299,7 +333,7 @@ static int b_len(lua_State *L) {
 static const luaL_Reg methods[] = {
   {"forward", b_forward}, {"stages", b_stages}, {"arch", b_arch}, {"load", b_load},
   {"load_tensors", b_load_tensors}, {"params", b_params}, {"state_dict", b_state_dict}, {"free", b_release},
-  {NULL, NULL}};
+  {"to", b_to}, {"device", b_device}, {"use_op_path", b_use_op_path}, {NULL, NULL}};
 
 void rn_lua_open_backbone(lua_State *L) {
   if (luaL_newmetatable(L, RN_BACKBONE_MT)) { /* sets __name */

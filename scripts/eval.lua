@@ -20,13 +20,15 @@ local SPEC = {
     {"--no-overlays", type = "flag", help = "skip the PNG overlays"},
     {"--no-maps", type = "flag", help = "skip the TIFF anomaly maps"},
     {"--batch", type = "int", min = 1, default = 8},
+    {"--device", metavar = "cpu|cuda[:N]", help = "where the network runs (cpu); metrics and outputs on the host"},
   },
   epilog = "exit status: 0 done, 1 error, 2 usage error",
 }
 
 local o = cli.parse(arg, SPEC)
 local ok, err = pcall(evaluator.run, o.rundir, {data = o.data, select = o.select, overlays = not o.no_overlays,
-                                                maps = not o.no_maps, batch = o.batch})
+                                                maps = not o.no_maps, batch = o.batch,
+                                                device = o.device})
 if not ok then
   io.stderr:write("realnet eval: ", tostring(err), "\n")
   os.exit(1)

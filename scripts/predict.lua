@@ -22,12 +22,13 @@ local SPEC = {
     {"--maps", type = "path", metavar = "DIR", help = "write float32 TIFF maps here"},
     {"--overlays", type = "path", metavar = "DIR", help = "write PNG overlays here"},
     {"--threshold", type = "number", help = "image threshold (default: the model's)"},
+    {"--device", metavar = "cpu|cuda[:N]", help = "where the network runs (cpu)"},
   },
   epilog = "exit status: 0 all scored, 1 some image or the model failed, 2 usage error",
 }
 
 local o = cli.parse(arg, SPEC)
-local ok, pred = pcall(predictor.open, o.model)
+local ok, pred = pcall(predictor.open, o.model, {device = o.device})
 if not ok then
   io.stderr:write("realnet predict: ", tostring(pred), "\n")
   os.exit(1)

@@ -34,6 +34,7 @@ local TRAIN = {
     {"--resume", type = "flag", help = "continue the run in --out from its last checkpoint"},
     {"--config", type = "path", metavar = "FILE.lua", help = "a Lua file returning config fields"},
     {"--print-config", type = "flag", help = "print the resolved config and exit"},
+    {"--device", metavar = "cpu|cuda[:N]", help = "where the U-Net trains (cpu; trainer.device)"},
   },
   overrides = true,
   epilog = "dotted overrides set any config field, e.g. --model.model_channels=64 --trainer.ema=0.9999\n" ..
@@ -85,6 +86,7 @@ local SAMPLE = {
     {"--weights", type = "choice", choices = {"ema", "raw"}, default = "ema"},
     {"--no-grid", type = "flag", help = "skip OUT/grid.png"},
     {"--out", type = "path", metavar = "DIR", required = true, help = "output folder"},
+    {"--device", metavar = "cpu|cuda[:N]", help = "where the sampler runs (cpu); PNGs are written on the host"},
   },
   epilog = "use the folder as SIA source: realnet train ... --synth sia --sia DIR\n" ..
            "exit status: 0 done, 1 error, 2 usage error (e.g. a negative strength)",
@@ -151,7 +153,7 @@ local function cmd_sample(args)
   local s = o.strength
   local ok, res = pcall(sample.run, {rundir = o.rundir, n = o.n, strength = #s == 1 and s[1] or s,
     per_image = o.per_image, method = o.method, sigma = o.sigma, eta = o.eta, steps = o.steps, seed = o.seed,
-    batch = o.batch, class = o.class, weights = o.weights, grid = not o.no_grid, out = o.out})
+    batch = o.batch, class = o.class, weights = o.weights, grid = not o.no_grid, out = o.out, device = o.device})
   if not ok then fail("sdas sample", res) end
   print(("wrote %d images, %s%s"):format(#res.files, res.index, res.grid and (" and " .. res.grid) or ""))
 end

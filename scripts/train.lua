@@ -40,6 +40,7 @@ local SPEC = {
     {"--method", type = "choice", choices = {"realnet", "patchcore"}, help = "(realnet)"},
     {"--resume", type = "flag", help = "continue the run in --out from its last checkpoint"},
     {"--print-config", type = "flag", help = "print the resolved config and exit"},
+    {"--device", metavar = "cpu|cuda[:N]", help = "where the network runs (cpu; trainer.device)"},
   },
   overrides = true,
   epilog = "dotted overrides set any config field, e.g. --trainer.lr=2e-4 --model.recon.arch=B\n" ..
@@ -51,7 +52,7 @@ local cfg
 if o.resume then
   if not o.out then cli.usage_error(SPEC, "--resume needs the run directory: --out RUNDIR") end
   for k in pairs(trainer.FLAG_KEYS) do
-    if o[k] ~= nil and o[k] ~= false and k ~= "epochs" then
+    if o[k] ~= nil and o[k] ~= false and k ~= "epochs" and k ~= "device" then
       cli.usage_error(SPEC, ("--resume continues with the run's saved config; only --epochs may change (got --%s)")
         :format(k:gsub("_", "-")))
     end
@@ -62,6 +63,7 @@ if o.resume then
   local saved, err = config.load(o.out .. "/config.lua")
   if not saved then cli.usage_error(SPEC, ("--resume: %s is not a run directory (%s)"):format(o.out, err)) end
   if o.epochs then saved.trainer.epochs = o.epochs end
+  if o.device then saved.trainer.device = o.device end -- a run may continue on another device
   if overrides["trainer.epochs"] then cli.try(SPEC, config.set, saved, "trainer.epochs", overrides["trainer.epochs"]) end
   cfg = saved
 else

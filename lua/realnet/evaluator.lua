@@ -24,6 +24,7 @@ local config = require "realnet.config"
 local rundir = require "realnet.rundir"
 local trainer = require "realnet.trainer"
 local predictor = require "realnet.predictor"
+local device = require "realnet.device"
 
 local image = core.image
 local M = {}
@@ -111,6 +112,7 @@ local function load_checkpoint(pred, path)
   local ok, err = pcall(pred.model.load_state, pred.model, {config = cfg, tensors = sd})
   if not ok then error(("checkpoint %s: %s"):format(path, clean(err)), 0) end
   pred.model:eval()
+  device.model(pred.model, pred.device) -- loaded weights may arrive on the host
 end
 
 --- best_on_test: evaluates each stored checkpoint; loads the best into pred and recomputes its threshold.
@@ -145,7 +147,7 @@ end
 
 -- Evaluates one model (one run directory) on its categories; writes nothing but the maps and overlays.
 local function eval_model(model_dir, cfg, categories, run, opts, log, warn)
-  local ok, pred = pcall(predictor.open, model_dir)
+  local ok, pred = pcall(predictor.open, model_dir, {device = opts.device})
   if not ok then error(clean(pred), 0) end
   local selection, epoch, trace = "last_epoch", math.tointeger(pred.attrs.epoch), nil
   if opts.select == "best_on_test" then
@@ -181,6 +183,7 @@ function M.run(dir, opts)
   if select ~= "last_epoch" and select ~= "best_on_test" then
     error(("--select must be last_epoch or best_on_test, not '%s'"):format(tostring(select)), 0)
   end
+  opts.device = device.resolve(opts.device) -- before any work
   local run, err = rundir.open(dir)
   if not run then error(("%s is not a run directory (%s)"):format(dir, err), 0) end
   local result

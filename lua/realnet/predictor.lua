@@ -15,6 +15,7 @@ local core = require "realnet.core"
 local rn = setmetatable({data = require "realnet.data", synth = require "realnet.synth",
   realnet = require "realnet.realnet", patchcore = require "realnet.patchcore", metrics = require "realnet.metrics",
   state = require "realnet.state", h5 = require "realnet.h5", optim = require "realnet.optim"}, {__index = core})
+local device = require "realnet.device"
 
 local image = core.image
 local M = {}
@@ -54,13 +55,15 @@ function M.file_attrs(path)
   return attrs
 end
 
---- open(run directory | model file) -> predictor {method, image_size, threshold, attrs, path, model}.
-function M.open(path)
+--- open(run directory | model file [, opts{device}]) -> predictor {method, image_size, threshold, attrs, path,
+-- model, device}. The network runs on opts.device (default cpu); predict_batch returns host tensors.
+function M.open(path, opts)
+  local dev = device.resolve(opts and opts.device) -- before reading the model: an unusable device fails first
   local file = M.model_path(path)
   local attrs = M.file_attrs(file)
   local self = setmetatable({path = file, attrs = attrs}, P)
   if attrs.method == "patchcore" then
-    local bo = {seed = math.tointeger(attrs.backbone_seed) or 0}
+    local bo = {seed = math.tointeger(attrs.backbone_seed) or 0, device = dev} -- the bank stays on the host
     if attrs.backbone_weights and attrs.backbone_weights ~= "" then bo.weights = attrs.backbone_weights end
     local ok, bb = pcall(rn.backbone, attrs.backbone_arch, bo)
     if not ok then error(("predictor: %s: cannot rebuild its backbone: %s"):format(file, clean(bb)), 0) end
@@ -71,6 +74,7 @@ function M.open(path)
     local ok, m = pcall(rn.realnet.load, file)
     if not ok then error(("predictor: %s"):format(clean(m)), 0) end
     m:eval()
+    device.model(m, dev)
     self.method, self.model = "realnet", m
   else
     error(("predictor: %s is not a model of `realnet train` (no method or realnet_config attribute; %s)"):format(
@@ -79,6 +83,7 @@ function M.open(path)
   self.image_size = math.tointeger(attrs.image_size) or (self.method == "realnet" and self.model.cfg.image_size)
   if not self.image_size then error(("predictor: %s does not record its image size"):format(file), 0) end
   self.threshold = tonumber(attrs.threshold)
+  self.device = dev
   return self
 end
 
@@ -96,8 +101,11 @@ function P:predict_batch(x)
   if s[3] ~= S or s[4] ~= S then
     error(("predictor: images are %dx%d; the model was trained at %dx%d"):format(s[3], s[4], S, S), 2)
   end
-  if self.method == "realnet" then return self.model:forward(x) end
-  return self.model:predict(x)
+  if self.method == "realnet" then
+    local maps, scores = self.model:forward(device.to(x, self.device))
+    return device.host(maps), device.host(scores)
+  end
+  return self.model:predict(x) -- PatchCore moves the images to its backbone and scores on the host
 end
 
 --- uint8 [H,W,C] with C = 1, 2, 3 or 4 (or int32 16-bit data) -> uint8 RGB [S,S,3] prepared as the datasets

@@ -28,6 +28,7 @@ local rn = setmetatable({data = require "realnet.data", synth = require "realnet
 local config = require "realnet.config"
 local json = require "realnet.json"
 local rundir = require "realnet.rundir"
+local device = require "realnet.device"
 
 local sc = core.synth_core
 local M = {}
@@ -69,7 +70,8 @@ function M.defaults(opts)
              _types = {source = "choice:sia|dtd|cutpaste|nsa", sia = "path", dtd = "path"}},
     model = mc,
     trainer = {epochs = train.epochs, batch = train.batch, lr = train.lr, normal_ratio = train.normal_ratio,
-               seed = 100, checkpoint_every = 5, keep_checkpoints = true, threshold_quantile = 0.99},
+               seed = 100, checkpoint_every = 5, keep_checkpoints = true, threshold_quantile = 0.99,
+               device = "cpu"},
     patchcore = {layers = {2, 3}, coreset = 0.1, neighbourhood = 3, sigma = 4, proj_dim = 128, batch = 8,
                  score = "patch_max", _types = {score = "choice:patch_max|map_max|reweight"}},
   }
@@ -82,6 +84,7 @@ M.FLAG_KEYS = {
   sia = {"synth.sia"}, dtd = {"synth.dtd"}, image_size = {"model.image_size"}, epochs = {"trainer.epochs"},
   batch = {"trainer.batch"}, afs = {"model.afs.dims"}, rrs_mode = {"model.rrs.mode"},
   rrs_ratio = {"model.rrs.ratio"}, seed = {"trainer.seed", "model.seed", "synth.seed"}, method = {"method"},
+  device = {"trainer.device"},
 }
 
 --- cfg from parsed CLI options o (fields named as FLAG_KEYS, plus preset, config) and dotted overrides.
@@ -138,6 +141,9 @@ function M.check(cfg)
     error("trainer.threshold_quantile must be in (0, 1]", 0)
   end
   if t.checkpoint_every < 1 then error("trainer.checkpoint_every must be >= 1", 0) end
+  if type(t.device) ~= "string" or not (t.device == "cpu" or t.device:match("^cuda$") or t.device:match("^cuda:%d+$")) then
+    error(("trainer.device must be cpu, cuda or cuda:N, not '%s'"):format(tostring(t.device)), 0)
+  end
   local s = cfg.synth
   if cfg.method == "realnet" then
     local ok, err = pcall(rn.realnet.config.resolve, strip_types(cfg.model))
@@ -455,17 +461,19 @@ local function train_realnet(cfg, run, opts, label)
   local ok, model = pcall(rn.realnet.new, mcfg)
   if not ok then error(tostring(model):gsub("^[^\n]-:%d+: ", ""), 0) end
   local synth = make_synth(cfg, label ~= "all" and label or nil)
+  -- AFS runs on the host (its accumulators are host tensors); it selects channels without replacing parameters
+  if not opts.resume and mcfg.afs.method == "afs" then
+    print(("AFS: selecting channels from %d synthetic batches of %d"):format(mcfg.afs.batches, mcfg.afs.batch))
+    local afs_synth = make_synth(cfg, label ~= "all" and label or nil)
+    model:select_features(afs_synth, train_ds)
+  end
+  local dev = device.resolve(t.device)
+  device.model(model, dev) -- before the optimiser, which holds the parameters it is given
   local opt = rn.optim.adam(model:parameters(), {lr = t.lr})
   local start = 0
   if opts.resume then
     start = restore_checkpoint(run, model, opt, synth)
     print(("resuming %s after epoch %d of %d"):format(run.dir, start, t.epochs))
-  else
-    if mcfg.afs.method == "afs" then
-      print(("AFS: selecting channels from %d synthetic batches of %d"):format(mcfg.afs.batches, mcfg.afs.batch))
-      local afs_synth = make_synth(cfg, label ~= "all" and label or nil)
-      model:select_features(afs_synth, train_ds)
-    end
   end
   local est = M.memory_estimate(model, t.batch)
   print(M.format_memory(est, t.batch))
@@ -484,7 +492,8 @@ local function train_realnet(cfg, run, opts, label)
     for b in train_ds:batches{batch = t.batch, shuffle = true, seed = t.seed, epoch = epoch, drop_last = drop_last,
                               workers = workers} do
       local A, I, Mk = make_triplet(b.images, synth, gen, t.normal_ratio, cfg.synth.source)
-      local r = train_step(model, A, I, Mk, opt)
+      -- synthesis runs on the host; the step runs where the model is
+      local r = train_step(model, device.to(A, dev), device.to(I, dev), device.to(Mk, dev), opt)
       step = step + 1
       if not finite(r.loss) then
         bar:finish()
@@ -506,7 +515,10 @@ local function train_realnet(cfg, run, opts, label)
   end
   bar:finish()
 
-  local predict = function(x) return model:forward(x) end
+  local predict = function(x)
+    local maps, scores = model:forward(device.to(x, dev))
+    return device.host(maps), device.host(scores)
+  end
   local scores = M.score_dataset(predict, hold_ds, t.batch)
   local thr, src = M.threshold(scores, t.threshold_quantile, function()
     return M.score_dataset(predict, train_ds, t.batch)
@@ -530,8 +542,8 @@ end
 -- ------------------------------------------------------------------ PatchCore
 
 --- The backbone of a config (random init with its seed when no weights file is given).
-function M.backbone(mc, layers)
-  local o = {seed = mc.backbone.seed, layers = layers}
+function M.backbone(mc, layers, dev)
+  local o = {seed = mc.backbone.seed, layers = layers, device = dev}
   if mc.backbone.weights then o.weights = mc.backbone.weights end
   local ok, bb = pcall(rn.backbone, mc.backbone.arch, o)
   if not ok then error(tostring(bb):gsub("^[^\n]-:%d+: ", ""), 0) end
@@ -547,7 +559,7 @@ local function train_patchcore(cfg, run)
   if not cfg.model.backbone.weights then
     run:warn("no --weights: the backbone is randomly initialised, not ImageNet-trained (expect weaker results)")
   end
-  local bb = M.backbone(cfg.model, nil)
+  local bb = M.backbone(cfg.model, nil, device.resolve(cfg.trainer.device)) -- PatchCore's bank stays on the host
   local pc = rn.patchcore.new{backbone = bb, layers = p.layers, coreset = p.coreset, seed = cfg.trainer.seed,
                               neighbourhood = p.neighbourhood, sigma = p.sigma, proj_dim = p.proj_dim, score = p.score}
   local bar = run:progress{total = #train_ds, label = "patchcore", unit = "img"}
@@ -600,6 +612,7 @@ function M.run(cfg, opts)
     cfg = saved
   end
   M.check(cfg)
+  cfg.trainer.device = device.resolve(cfg.trainer.device) -- before any work: no CUDA build / no GPU fails here
   local run <close> = rundir.create{dir = opts.out, root = "runs"}
   print(("realnet train: %s on %s %s (%s), run directory %s"):format(cfg.method, cfg.data.dataset,
     cfg.data.category ~= "" and cfg.data.category or cfg.data.root, cfg.data.unified and "unified" or "per category",

@@ -37,7 +37,9 @@
  * an error (unless allow_unmapped), as is any shape that does not fit; one message lists them all.
  * A stage whose weights are absent from the source is refused only when it is requested.
  *
- * Threading: one forward at a time per backbone (the kernels are internally parallel). CPU only.
+ * Threading: one forward at a time per backbone (the kernels are internally parallel).
+ * Devices: rn_backbone_to_device moves the weights (random ones are drawn on the host first); inputs must
+ * then live on that device and outputs do too. Off the CPU each node runs through the op layer (ops.h).
  */
 #ifndef REALNET_BACKBONE_H
 #define REALNET_BACKBONE_H
@@ -75,7 +77,11 @@ bool rn_backbone_stage_ready(const rn_backbone *bb, int i);   /* all weights it 
 int rn_backbone_output_count(const rn_backbone *bb);
 int rn_backbone_output_stage(const rn_backbone *bb, int k);
 
-/* --- forward (no autograd; outputs are new references, contiguous float32 CPU tensors) --- */
+/* Moves the weights to dev; later loads land there. RN_ERR_DEVICE (naming why) when dev is unusable. */
+rn_status rn_backbone_to_device(rn_backbone *bb, rn_device dev);
+rn_device rn_backbone_device(const rn_backbone *bb); /* cpu unless moved */
+
+/* --- forward (no autograd; outputs are new references, contiguous float32 tensors on the backbone's device) --- */
 /* x: float32 [N,3,H,W]. out must have room for rn_backbone_output_count(bb) tensors. */
 rn_status rn_backbone_forward(rn_backbone *bb, rn_tensor *x, rn_tensor **out);
 /* The n given stages (indices, any order) into out[0..n). Runs the network only as far as needed. */

@@ -203,10 +203,10 @@ static rn_status check_input(const rn_backbone *bb, rn_tensor *x, int last, int 
     return rn_error(RN_ERR_SHAPE, "backbone %s: input must be float32, got %s", bb->arch, rn_dtype_name(x->dtype));
   if (x->ndim != 4 || x->shape[1] != 3)
     return rn_error(RN_ERR_SHAPE, "backbone %s: input must be [N,3,H,W] (RGB), got %s", bb->arch, rn_shape_str(x, s, sizeof s));
-  if (x->storage->device.type != RN_CPU) {
-    char d[32];
-    return rn_error(RN_ERR_DEVICE, "backbone %s: weights live on cpu, input is on %s", bb->arch,
-                    rn_device_name(x->storage->device, d, sizeof d));
+  if (!rn_device_eq(x->storage->device, bb->device)) {
+    char d[32], w[32];
+    return rn_error(RN_ERR_DEVICE, "backbone %s: weights live on %s, input is on %s (move one with :to)", bb->arch,
+                    rn_device_name(bb->device, w, sizeof w), rn_device_name(x->storage->device, d, sizeof d));
   }
   int64_t h = x->shape[2], w = x->shape[3];
   if (x->shape[0] < 1 || h < 1 || w < 1)
@@ -254,10 +254,13 @@ rn_status rn_backbone_forward_stages(rn_backbone *bb, rn_tensor *x, int n, const
   for (int k = 0; st == RN_OK && k < n; k++) keep[bb->stage[stages[k]].slot] = true;
   if (st == RN_OK) st = rn_contig_nograd(&slot[0], x);
   rn_nograd_scope ng = rn_nograd_begin();
+  bool ops = bb->ops_path || bb->device.type != RN_CPU;
   for (int i = 0; st == RN_OK && i <= last; i++) {
     const bb_node *nd = &bb->node[i];
     rn_tensor *a = slot[nd->in], *b = nd->in2 >= 0 ? slot[nd->in2] : NULL, *y = NULL;
-    switch (nd->op) {
+    if (ops) { /* off the host: every node through the op layer (bb_device.c) */
+      st = bb_run_node_ops(bb, nd, a, b, &y);
+    } else switch (nd->op) {
       case OP_CONV: st = run_conv(bb, nd, a, b, &y); break;
       case OP_AFFINE: st = run_affine(bb, nd, a, &y); break;
       case OP_MAXPOOL: st = run_maxpool(bb, nd, a, &y); break;

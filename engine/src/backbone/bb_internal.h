@@ -80,6 +80,8 @@ struct rn_backbone {
   int sel[BB_MAX_STAGES], n_sel; /* requested outputs; n_sel 0: every ready stage */
   bool oom;                      /* an allocation failed while building */
   bool pending_init;             /* random weights not drawn yet (drawn on first use unless a load comes first) */
+  rn_device device;              /* where the weights live (calloc: cpu); loads and random init land there */
+  bool ops_path;                 /* run nodes through the op layer (always off the CPU; tests set it on the CPU) */
   bb_translate_fn translate;
   const char *const *ignore; /* canonical name prefixes that are deliberately unused, NULL-terminated */
   int aux[8];                /* per-arch numbers the translators need (e.g. units per stage) */
@@ -115,5 +117,10 @@ rn_status bb_ensure_init(rn_backbone *bb);
 /* A name -> canonical translator that only renames nothing (torchvision / timm / engine names). */
 rn_status bb_translate_identity(const rn_backbone *bb, int n, const char *const *names, char **canon);
 bool bb_stage_ready(const rn_backbone *bb, int stage);
+/* Copies the n tensors of np (NULLs skipped) to bb->device in place of themselves; all or nothing. */
+rn_status bb_params_to_device(rn_backbone *bb, rn_tensor **np, int n);
+
+/* --- device forward (bb_device.c): one node through the device-independent op layer --- */
+rn_status bb_run_node_ops(const rn_backbone *bb, const bb_node *nd, rn_tensor *a, rn_tensor *b, rn_tensor **y);
 
 #endif

@@ -305,6 +305,7 @@ static rn_status load_named(rn_backbone *bb, const char *what, int n, const char
     st = rn_error(RN_ERR_FORMAT, "backbone %s: load from %s: requested stage(s) %s lack weights (missing %s)", bb->arch,
                   what, list_text(&absent, t1, sizeof t1), list_text(&s.missing, t2, sizeof t2));
 
+  if (st == RN_OK) st = bb_params_to_device(bb, np, bb->n_param); /* a backbone on a device loads onto it */
   if (st == RN_OK) { /* commit */
     int loaded = 0;
     bb->pending_init = false;

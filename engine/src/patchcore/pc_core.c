@@ -153,10 +153,21 @@ rn_status rn_pc_features(rn_patchcore *pc, rn_tensor *images, rn_tensor **out) {
   if (images->ndim != 4 || images->shape[1] != 3 || rn_tensor_numel(images) == 0)
     return rn_error(RN_ERR_SHAPE, "patchcore: images must be a non-empty [N,3,H,W], got %s",
                     rn_shape_str(images, b, 64));
-  rn_tensor *f[RN_PC_MAX_LAYERS] = {NULL};
-  rn_status st = rn_backbone_forward_stages(pc->bb, images, pc->o.n_layers, pc->o.layers, f);
+  rn_tensor *f[RN_PC_MAX_LAYERS] = {NULL}, *x = NULL;
+  /* A backbone on a device runs there; the memory bank, k-NN and scoring stay on the host, so the images go to
+   * the backbone's device and the stage features come back (a round-trip per batch, small next to the net). */
+  rn_status st = rn_to_device(&x, images, rn_backbone_device(pc->bb));
+  if (st == RN_OK) st = rn_backbone_forward_stages(pc->bb, x, pc->o.n_layers, pc->o.layers, f);
+  for (int l = 0; st == RN_OK && l < pc->o.n_layers; l++) {
+    if (rn_tensor_device(f[l]).type == RN_CPU) continue;
+    rn_tensor *h = NULL;
+    st = rn_to_device(&h, f[l], rn_cpu());
+    rn_tensor_release(f[l]);
+    f[l] = h;
+  }
   if (st == RN_OK) st = rn_patchcore_embed(pc, f, out);
   for (int l = 0; l < pc->o.n_layers; l++) rn_tensor_release(f[l]);
+  rn_tensor_release(x);
   return st;
 }
 

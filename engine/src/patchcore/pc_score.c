@@ -45,6 +45,8 @@ rn_status rn_patchcore_score_features(rn_patchcore *pc, rn_tensor *feats, int64_
   char b[64];
   if (!pc->bank) return rn_error(RN_ERR_ARG, "patchcore predict: the model has no memory bank (fit or load first)");
   RN_TRY(rn_check_f32(feats, "patchcore predict: features"));
+  if (rn_tensor_device(feats).type != RN_CPU) /* the bank and k-NN read host memory */
+    return rn_error(RN_ERR_DEVICE, "patchcore predict: features must be on the CPU (copy them with :to(\"cpu\"))");
   if (feats->ndim != 4 || rn_tensor_numel(feats) == 0)
     return rn_error(RN_ERR_SHAPE, "patchcore predict: features must be a non-empty [B, h, w, D], got %s",
                     rn_shape_str(feats, b, 64));

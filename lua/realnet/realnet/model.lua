@@ -135,13 +135,13 @@ function Model:extract_pair(A, I)
       local f = self.backbone:forward(A)
       return f, f
     end
-    local x = #need == B and core.cat({A, I}, 1) or core.cat({A, core.index_select(I, 1, core.tensor(need))}, 1)
+    local x = #need == B and core.cat({A, I}, 1) or core.cat({A, core.index_select(I, 1, core.tensor(need):to(I:device()))}, 1)
     local f = self.backbone:forward(x)
     local map, j = {}, 0
     for b = 1, B do
       if diff[b] ~= 0 then j = j + 1; map[b] = B + j else map[b] = b end
     end
-    local idx = core.tensor(map)
+    local idx = core.tensor(map):to(A:device())
     local fa, fn = {}, {}
     for l, t in ipairs(f) do
       fa[l] = t:narrow(1, 1, B)

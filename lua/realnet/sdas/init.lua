@@ -49,12 +49,13 @@ function M.training_loss(model, d, x0, opts)
   local B = x0:shape()[1]
   local K = d:steps()
   local t = core.randint(0, K - 1, { B }, ro)
-  local noise = core.randn(x0:shape(), ro)
+  local dev = x0:device()
+  local noise = core.randn(x0:shape(), ro):to(dev)      -- drawn on the host: the same numbers on any device
   local xt = core.no_grad(function() return d:q_sample(x0, t, noise) end)
   local map = d:timesteps()
   local tau = {}
   for i, v in ipairs(t:totable()) do tau[i] = map[v + 1] end
-  local out = model(xt, core.tensor(tau), opts.y)
+  local out = model(xt, core.tensor(tau):to(dev), opts.y)
   local loss, mse, vb = d:hybrid_loss(out, x0, xt, t, noise)
   return loss, { mse = mse, vb = vb, t = t }
 end

@@ -12,6 +12,7 @@
 -- PNGs are the samples clipped to [-1, 1] and rounded to uint8 (the authors truncate and save JPEG).
 local core = require "realnet.core"
 local config = require "realnet.config"
+local device = require "realnet.device"
 local json = require "realnet.json"
 local rundir = require "realnet.rundir"
 local state = require "realnet.state"
@@ -94,8 +95,9 @@ function M.run(o)
   local steps = o.steps or 20
   local batch = o.batch or 8
   local seed = o.seed or 0
+  local dev = device.resolve(o.device) -- before any work: no CUDA build / no GPU fails here
   local run = M.load_run(o.rundir, {weights = o.weights})
-  local net, S = run.net, run.image_size
+  local net, S = run.net:to(dev), run.image_size
   local cond = net.num_classes ~= nil
   local todo = {}
   if o.class then
@@ -112,7 +114,7 @@ function M.run(o)
   local strength = lo == hi and lo or {lo, hi}
   local function sampler(k)
     return sdas.sampler(net, {diffusion = d, strength = strength, per_image = o.per_image, method = o.method,
-                              sigma = o.sigma, eta = o.eta, seed = seed + k - 1})
+                              sigma = o.sigma, eta = o.eta, seed = seed + k - 1, device = dev})
   end
   local tmp = o.out .. "/index.jsonl.partial"
   local idx = assert(io.open(tmp, "wb"))
@@ -126,8 +128,10 @@ function M.run(o)
       local b = math.min(batch, o.n - made)
       k = k + 1
       local x, s = core.no_grad(function()
-        return sampler(k):sample(b, {3, S, S}, {y = cond and core.full({b}, cls.id, {dtype = "int64"}) or nil})
+        local y = cond and core.full({b}, cls.id, {dtype = "int64"}) or nil
+        return sampler(k):sample(b, {3, S, S}, {y = device.to(y, dev)})
       end)
+      x = device.host(x) -- PNGs are written from host memory
       local u8 = grid.to_u8(x)
       for i = 1, b do
         local name = ("%s/%06d.png"):format(cls.name, made + i - 1)
@@ -156,8 +160,8 @@ function M.run(o)
     local rows = {}
     for r, sv in ipairs(o.grid_strengths or M.grid_strengths(lo, hi)) do
       rows[r] = core.no_grad(function()
-        return sdas.sampler(net, {diffusion = d, strength = sv, method = o.method, sigma = o.sigma, eta = o.eta,
-                                  seed = seed}):sample(cols, {3, S, S}, {y = ys})
+        return device.host(sdas.sampler(net, {diffusion = d, strength = sv, method = o.method, sigma = o.sigma,
+          eta = o.eta, seed = seed, device = dev}):sample(cols, {3, S, S}, {y = device.to(ys, dev)}))
       end)
     end
     gpath = grid.write(o.out .. "/grid.png", rows)

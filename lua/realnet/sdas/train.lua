@@ -20,6 +20,7 @@
 -- A non-finite or exploding loss stops training with a message; the last checkpoint stays as it was.
 local core = require "realnet.core"
 local config = require "realnet.config"
+local device = require "realnet.device"
 local json = require "realnet.json"
 local rundir = require "realnet.rundir"
 local state = require "realnet.state"
@@ -38,7 +39,7 @@ M.STREAM_NOISE = 1 << 32   -- + micro-step: timesteps and noise
 M.VAL_STRENGTHS = {0, 0.1, 0.2}
 
 -- Keys that may differ when a run is resumed (length, bookkeeping); every other key must match the run's.
-M.RESUMABLE = {["trainer.steps"] = true, ["trainer.checkpoint_every"] = true, ["trainer.val_every"] = true,
+M.RESUMABLE = {["trainer.device"] = true, ["trainer.steps"] = true, ["trainer.checkpoint_every"] = true, ["trainer.val_every"] = true,
                ["trainer.val_n"] = true, ["trainer.keep_checkpoints"] = true, ["trainer.cache_mb"] = true,
                ["trainer.init"] = true, ["data.root"] = true}
 
@@ -59,6 +60,7 @@ function M.defaults(preset)
   m._types = {channel_mult = "list:int", attention_resolutions = "list:int"}
   d._types = {schedule = "choice:linear|cosine"}
   t.keep_checkpoints, t.cache_mb, t.diverge_factor, t.max_loss, t.diverge_warmup = false, 2048, 50.0, 1e4, 50
+  t.device = "cpu" -- where the U-Net trains (--device); batches move there after loading
   t._types = {init = "path"}
   return {
     preset = preset or "cpu",
@@ -71,12 +73,14 @@ end
 -- CLI option -> config key (scripts/sdas.lua).
 M.FLAG_KEYS = {data = "data.root", dataset = "data.dataset", category = "data.category",
   image_size = "model.image_size", steps = "trainer.steps", batch = "trainer.batch",
-  accumulate = "trainer.accumulate", lr = "trainer.lr", seed = "trainer.seed", init = "trainer.init"}
+  accumulate = "trainer.accumulate", lr = "trainer.lr", seed = "trainer.seed", init = "trainer.init",
+  device = "trainer.device"}
 
 --- cfg from parsed CLI options o (FLAG_KEYS fields, preset) and dotted overrides, over `base` (a saved config
 -- when resuming) or the preset's defaults. Raises on unknown keys or bad values.
 function M.from_cli(o, overrides, base)
   local cfg = base and config.copy(base) or M.defaults(o.preset)
+  if cfg.trainer.device == nil then cfg.trainer.device = "cpu" end -- runs saved before the field existed
   local names = {}
   for k in pairs(M.FLAG_KEYS) do names[#names + 1] = k end
   table.sort(names)
@@ -444,6 +448,8 @@ local function train(cfg, run, opts)
     local report = warmstart.apply(net, t.init)
     print(warmstart.describe(report))
   end
+  local dev = t.device
+  net:to(dev) -- before the EMA and the optimiser, which keep references to the parameters
   local ema = optim.ema(net, {decay = t.ema})
   local opt = optim.adam(net:parameters(), {lr = t.lr, betas = {0.9, 0.999}})
   local d = sdas.diffusion{steps = cfg.diffusion.steps, schedule = cfg.diffusion.schedule, learn_sigma = true}
@@ -453,7 +459,7 @@ local function train(cfg, run, opts)
     history = read_history(run:path("loss.csv"), start)
     print(("resuming %s after step %d of %d"):format(run.dir, start, t.steps))
   end
-  local eval_net = M.build_unet(cfg, classes)
+  local eval_net = M.build_unet(cfg, classes):to(dev)
   local params = net:parameters()
   local y_used = #classes > 1
   local perms = {}
@@ -469,6 +475,7 @@ local function train(cfg, run, opts)
       local m = (step - 1) * A + a
       local idx = batch_indices(t.seed, n, B, m, perms)
       local x0, y = imgs:batch(idx)
+      x0, y = device.to(x0, dev), device.to(y, dev)
       local loss, terms = sdas.training_loss(net, d, x0, {generator = core.generator(t.seed, M.STREAM_NOISE + m),
                                                           y = y_used and y or nil})
       if M.hooks.loss then loss = M.hooks.loss(loss, step, m) end
@@ -562,6 +569,8 @@ function M.run(cfg, opts)
       .. "into another --out"):format(opts.out), 0)
   end
   M.check(cfg)
+  if cfg.trainer.device == nil then cfg.trainer.device = "cpu" end
+  cfg.trainer.device = device.resolve(cfg.trainer.device) -- before any work: no CUDA build / no GPU fails here
   local run <close> = rundir.create{dir = opts.out, root = "runs", name = not opts.out and os.date("sdas-%Y%m%d-%H%M%S") or nil}
   print(("realnet sdas train: %s preset, %s %s, %d steps of batch %d x %d, run directory %s"):format(cfg.preset,
     cfg.data.dataset, cfg.data.category, cfg.trainer.steps, cfg.trainer.batch, cfg.trainer.accumulate, run.dir))

@@ -1,0 +1,37 @@
+--- realnet.device: the `--device cpu|cuda[:N]` choice of the commands. resolve() checks it once, before any
+-- work (no CUDA build or no GPU: a clear error); the helpers move models, backbones and batches there and bring
+-- results back to the host for metrics, maps and PNGs.
+local core = require "realnet.core"
+
+local M = {}
+
+--- "cpu" | "cuda" | "cuda:N" (nil or "" -> "cpu") -> the canonical name; raises (level 0) naming why not usable.
+function M.resolve(name)
+  if name == nil or name == "" then return "cpu" end
+  if type(name) ~= "string" then error(("device must be a string (cpu, cuda, cuda:N), not %s"):format(type(name)), 0) end
+  local ok, d = pcall(core.device, name)
+  if not ok then
+    local msg = tostring(d):gsub("^[^\n]-:%d+: ", ""):gsub("^bad argument #1 to '[^']*' %((.*)%)$", "%1")
+    error(("device %s is not usable: %s"):format(name, msg), 0)
+  end
+  return d
+end
+
+--- t on dev (t itself when already there or when t/dev is nil).
+function M.to(t, dev)
+  if t == nil or dev == nil or t:device() == dev then return t end
+  return t:to(dev)
+end
+
+--- t on the host.
+function M.host(t) return M.to(t, "cpu") end
+
+--- A RealNet model (its frozen backbone and its trainable parts) moved to dev; call before the optimiser.
+function M.model(model, dev)
+  if dev == nil or dev == "cpu" then return model end
+  model.backbone:to(dev)
+  model:to(dev)
+  return model
+end
+
+return M
