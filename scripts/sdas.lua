@@ -110,6 +110,8 @@ local STRENGTH = {
     {"--method", type = "choice", choices = {"ancestral", "ddim"}, default = "ancestral"},
     {"--seed", type = "int", min = 0, default = 0},
     {"--res", type = "int", min = 32, default = 128, help = "backbone input side"},
+    {"--unet", type = "choice", choices = {"ema", "raw"}, default = "ema",
+     help = "the U-Net's EMA weights or its raw weights (early in training the EMA still holds the initialisation)"},
     {"--out", type = "path", metavar = "DIR", help = "where strength.md / strength.csv go"},
   },
   epilog = "exit status: 0 done, 1 error, 2 usage error",
@@ -163,11 +165,12 @@ local function cmd_strength(args)
   local strength_check = require "realnet.sdas.strength"
   local ok, r = pcall(strength_check.measure, {rundir = o.rundir, weights = o.weights, arch = o.arch, data = o.data,
     category = o.category, strengths = o.strengths, n = o.n, steps = o.steps, method = o.method, seed = o.seed,
-    res = o.res})
+    res = o.res, unet = o.unet})
   if not ok then fail("sdas strength", r) end
   local md = strength_check.table(r)
-  print(("%s, class %s, %d normal images, %s stages %s at %dx%d (samples at %dx%d):"):format(r.weights, r.class,
-    r.real, r.arch, table.concat(r.layers, ","), r.res, r.res, r.image_size, r.image_size))
+  print(("%s (%s weights, step %s), class %s, %d normal images, %s stages %s at %dx%d (samples at %dx%d):"):format(r.weights,
+    r.kind, tostring(r.step), r.class, r.real, r.arch, table.concat(r.layers, ","), r.res, r.res, r.image_size,
+    r.image_size))
   print(md)
   if o.out then
     require("realnet.rundir").mkdir(o.out)

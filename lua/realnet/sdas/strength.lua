@@ -42,7 +42,7 @@ end
 
 --- measure(o{rundir, data, category, dataset = "mvtec", weights, arch = "resnet50v2", layers = {2, 3},
 -- strengths = {0, 0.1, 0.2, 0.4}, n = 64, batch = 16, steps = 20, method = "ancestral", sigma, seed = 0,
--- res = 128, class, quiet}) -> {rows = {{s, mean, median, n}}, real = count, res, arch, layers}
+-- res = 128, class, unet = "ema" | "raw" (which U-Net weights, as sdas sample's --weights), quiet}) -> {rows = {{s, mean, median, n}}, real = count, res, arch, layers}
 function M.measure(o)
   local sample = require "realnet.sdas.sample"
   local sdas = require "realnet.sdas"
@@ -53,7 +53,7 @@ function M.measure(o)
   if not o.weights then
     error("the strength check needs real backbone weights (--weights FILE): random features say nothing", 0)
   end
-  local run = sample.load_run(o.rundir)
+  local run = sample.load_run(o.rundir, {weights = o.unet})
   local S = run.image_size
   local cls = o.class or run.classes[1]
   local class_id
@@ -108,7 +108,7 @@ function M.measure(o)
   end
   if bar then bar:finish() end
   return {rows = rows, real = nreal, res = res, arch = arch, layers = layers, image_size = S, class = cls,
-          weights = run.weights}
+          weights = run.weights, step = run.step, kind = run.kind}
 end
 
 --- The result as a Markdown table.
