@@ -153,6 +153,11 @@ local function cmd_sample(args)
   local o = cli.parse(args, SAMPLE)
   local sample = require "realnet.sdas.sample"
   local s = o.strength
+  if o.method == "ddim" and s[#s] > 0.05 then
+    -- spec 11: in the DDIM form s scales an extra noise term at every step; the authors suggest s in [0.01, 0.03]
+    io.stderr:write(("realnet sdas sample: note: s = %g is strong for DDIM (suggested 0.01-0.03); the ancestral "
+      .. "sampler takes 0.1-0.2\n"):format(s[#s]))
+  end
   local ok, res = pcall(sample.run, {rundir = o.rundir, n = o.n, strength = #s == 1 and s[1] or s,
     per_image = o.per_image, method = o.method, sigma = o.sigma, eta = o.eta, steps = o.steps, seed = o.seed,
     batch = o.batch, class = o.class, weights = o.weights, grid = not o.no_grid, out = o.out, device = o.device})
