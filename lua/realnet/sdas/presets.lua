@@ -8,12 +8,10 @@
 --   (issue #47); here trainer.batch is per process, so the default effective batch is 5 x 3 = 15.
 -- `cpu`: a small U-Net at 64x64 (width 32, channel_mult {1, 2, 2, 2}, one res block per level, attention at
 --   8x8 only: 1.92 M parameters) for ../shared/data/magnetic_tile (762 normal images) on 2 cores.
---   Cost, measured 2026-11-28 on this project's 2-core machine WHILE SHARED (another training run and other
---   engineers' builds; load average 3.4-5; our run at nice 5), `realnet sdas train --preset cpu` on magnetic_tile:
---   1.4-2.5 s wall per optimiser step of batch 8 (hybrid loss forward + backward, clipping, Adam, EMA), and
---   2.0 CPU-seconds per step (139 s of CPU for 70 steps, decoding 560 images included). On 2 idle cores that is
---   about 1.0-1.2 s per step, so the preset's 3000 steps (24 k images, ~31 epochs) take about an hour, plus ~1 min
---   for the three validation grids; on a shared machine expect up to twice as long.
+--   Cost, measured 2026-11-28 on this project's 2-core machine: steps 1251-3000 of `realnet sdas train --preset
+--   cpu` on magnetic_tile ran alone at 0.99 s per optimiser step of batch 8 (hybrid loss forward + backward,
+--   clipping, Adam, EMA, validation grids included), so the 3000 steps (24 k images, ~31 epochs) take about 50 min;
+--   while the machine was shared, 1.4-4 s per step.
 local M = {}
 
 local PRESETS = {
