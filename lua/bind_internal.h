@@ -7,8 +7,13 @@
 #define RN_RNG_MT "realnet.Generator"
 #define RN_OPTIM_MT "realnet.Optimizer"
 
-/* Per-lua_State data kept in the registry: the default generator and the GC nudge mark. */
-typedef struct { rn_rng rng; size_t gc_mark; } rn_lua_state;
+/* Per-lua_State data kept in the registry: the default generator, the GC nudge mark and what the nudges cost. */
+typedef struct {
+  rn_rng rng;
+  size_t gc_mark, gc_live; /* tensor bytes allocated at the last full collection (or lower since), and live then */
+  long gc_full, gc_steps; /* collections the nudge asked for (steps: none since full collections pace it) */
+  double gc_seconds;      /* time spent in them */
+} rn_lua_state;
 rn_lua_state *rn_lua_state_of(lua_State *L);
 
 /* The tensor at arg, or a 0-dim tensor of like's dtype/device holding the number there (boxed on the stack). */

@@ -74,7 +74,21 @@ static int y_now(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg fns[] = {{"now", y_now}, 
+/* gc_stats() -> {full, steps, seconds}: the collections that tensor allocations triggered (rn_lua_gc_nudge: Lua
+ * does not see tensor bytes, so the binding steps the collector itself) and the time they took */
+static int y_gc_stats(lua_State *L) {
+  rn_lua_state *s = rn_lua_state_of(L);
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, s->gc_full);
+  lua_setfield(L, -2, "full");
+  lua_pushinteger(L, s->gc_steps);
+  lua_setfield(L, -2, "steps");
+  lua_pushnumber(L, s->gc_seconds);
+  lua_setfield(L, -2, "seconds");
+  return 1;
+}
+
+static const luaL_Reg fns[] = {{"now", y_now}, {"gc_stats", y_gc_stats},
   {"set_num_threads", y_set_num_threads}, {"get_num_threads", y_get_num_threads},
   {"allocated_bytes", y_allocated_bytes}, {"listdir", y_listdir}, {"file_type", y_file_type}, {NULL, NULL}};
 

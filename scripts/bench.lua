@@ -1,4 +1,4 @@
--- Benchmarks: `realnet bench conv|backbone|data ...` — conv layers vs sgemm, backbone img/s (with --peer: PyTorch), data loading + synthesis img/s.
+-- Benchmarks: `realnet bench conv|backbone|data|realnet ...` — conv layers vs sgemm, backbone img/s (with --peer: PyTorch), data loading + synthesis img/s, RealNet inference img/s (--device cuda on a GPU).
 local rn = require "realnet"
 
 local function usage(msg)
@@ -304,6 +304,123 @@ local function bench_data(o)
   end
 end
 
+-- `realnet bench realnet [--preset paper|cpu] [--res N] [--batch N] [--device cpu|cuda[:N]] [--tf32] [--seconds S]
+-- [--threads N]`: images per second of RealNet inference as `realnet predict` runs it (backbone -> AFS -> recon
+-- U-Nets -> residuals -> RRS -> discriminator -> anomaly map and image score), with random weights (the speed does
+-- not depend on them). Images start on the device and the scores come back to the host, which waits for the
+-- device; timing covers whole batches after 3 warm-up batches (the first ones pick cuDNN algorithms).
+local REALNET_USAGE = [==[
+usage: realnet bench realnet [--preset paper|cpu] [--res N] [--batch N] [--device cpu|cuda[:N]] [--tf32]
+                             [--seconds S] [--threads N] [--profile]
+  prints RealNet inference throughput (img/s) with random weights; the paper preset is WideResNet-50-2,
+  layers 1-4, AFS dims 256/512/512/256 at 256x256 (defaults: paper, batch 32, the preset's image size,
+  cuda when a GPU is usable else cpu, 5 s); --profile also prints the time per module class and step
+  (each step waits for the device, so the profiled total is above the timed one)]==]
+
+local function realnet_usage(msg)
+  if msg then
+    io.stderr:write("realnet bench realnet: ", msg, "\n", REALNET_USAGE, "\n")
+    os.exit(1)
+  end
+  io.stdout:write(REALNET_USAGE, "\n")
+  os.exit(0)
+end
+
+local function parse_realnet(args)
+  local o = {preset = "paper", batch = 32, seconds = 5, tf32 = false, profile = false}
+  local i = 2
+  while i <= #args do
+    local a = args[i]
+    if a == "--tf32" or a == "--profile" then
+      o[a:sub(3)] = true
+    elseif a == "--preset" or a == "--device" then
+      o[a:sub(3)] = args[i + 1] or realnet_usage(a .. " needs a value")
+      i = i + 1
+    elseif a == "--batch" or a == "--res" or a == "--threads" or a == "--seconds" then
+      local v = tonumber(args[i + 1])
+      if a ~= "--seconds" then v = math.tointeger(v) end
+      if not v or v < (a == "--seconds" and 0 or 1) then realnet_usage(a .. " needs a positive number") end
+      o[a:sub(3)] = v
+      i = i + 1
+    elseif a == "-h" or a == "--help" then
+      realnet_usage()
+    else
+      realnet_usage("unknown option " .. a)
+    end
+    i = i + 1
+  end
+  if o.device == nil then o.device = rn.cuda.available() and "cuda" or "cpu" end
+  return o
+end
+
+local function bench_realnet(o)
+  local device = require "realnet.device"
+  if o.threads then rn.set_num_threads(o.threads) end
+  local ok, dev = pcall(device.resolve, o.device)
+  if not ok then realnet_usage(tostring(dev)) end
+  local cfg = {preset = o.preset, image_size = o.res}
+  local okm, model = pcall(rn.realnet.new, cfg)
+  if not okm then realnet_usage(tostring(model)) end
+  model = device.model(model, dev)
+  local on_gpu = dev ~= "cpu"
+  if on_gpu then rn.cuda.set_tf32(o.tf32) end
+  local S = model.cfg.image_size
+  local x = device.to(rn.randn({o.batch, 3, S, S}, {seed = 1}), dev)
+  local function once()
+    local maps, scores = model:forward(x)
+    local host = device.host(scores) -- waits for the device
+    maps:free(); scores:free()
+    if host ~= scores then host:free() end
+  end
+  local t_warm = rn.now()
+  for _ = 1, 3 do once() end
+  t_warm = rn.now() - t_warm
+  local gc0 = rn.gc_stats()
+  local n, t0 = 0, rn.now()
+  repeat
+    once()
+    n = n + 1
+  until n >= 3 and rn.now() - t0 >= o.seconds
+  local dt = (rn.now() - t0) / n
+  local gc1 = rn.gc_stats()
+  print(("garbage collection per batch: %.1f full, %.1f steps, %.2f ms"):format((gc1.full - gc0.full) / n,
+    (gc1.steps - gc0.steps) / n, (gc1.seconds - gc0.seconds) / n * 1e3))
+  local where = on_gpu and ("%s (%s)"):format(dev, rn.cuda.device_name(dev)) or
+    ("cpu (%d threads)"):format(rn.get_num_threads())
+  -- where the time goes: the backbone alone, backbone + AFS + alignment, and the whole forward, each waited for
+  local function stage_ms(fn)
+    local k, t = 0, rn.now()
+    repeat
+      local out = fn()
+      if on_gpu then rn.cuda.synchronize(dev) end
+      out = nil
+      k = k + 1
+    until k >= 3 and rn.now() - t >= math.min(1, o.seconds)
+    return (rn.now() - t) / k * 1e3
+  end
+  local t_bb = stage_ms(function() return model:extract(x) end)
+  local t_blocks = stage_ms(function() return model:block_features(x) end)
+  print(("stages (ms per batch): backbone %.2f, AFS + alignment %.2f, reconstruction + RRS + discriminator + "
+    .. "score %.2f"):format(t_bb, t_blocks - t_bb, dt * 1e3 - t_blocks))
+  if o.profile then
+    local profile = require "realnet.profile"
+    local Model = getmetatable(model)
+    local fns = {{Model, "extract", "backbone"}, {Model, "align", "AFS alignment"}}
+    local smt = getmetatable(model.selector)
+    if smt and type(smt.__index) == "table" then fns[#fns + 1] = {smt.__index, "forward", "RRS selection"} end
+    for _, f in ipairs{"cat", "upsample", "silu", "relu", "spatial_attention", "avg_pool2d", "softmax"} do
+      fns[#fns + 1] = {rn.core, f, "rn." .. f}
+    end
+    local rows = profile.run(once, {modules = model, functions = fns, repeats = 3, shapes = true,
+                                    sync = on_gpu and function() rn.cuda.synchronize(dev) end or nil})
+    print(profile.format(rows))
+  end
+  print(("realnet inference: preset=%s arch=%s res=%d dims=%s batch=%d device=%s %s: %.1f img/s "
+    .. "(%.2f ms per batch, %d batches; warm-up %.1f s)"):format(model.cfg.preset, model.cfg.backbone.arch, S,
+    table.concat(model.cfg.afs.dims, "/"), o.batch, where, on_gpu and (o.tf32 and "tf32" or "float32") or "float32",
+    o.batch / dt, dt * 1e3, n, t_warm))
+end
+
 local arg = arg or {}
 if arg[1] == "conv" then
   bench_conv(parse(arg))
@@ -311,8 +428,10 @@ elseif arg[1] == "backbone" then
   bench_backbone(parse_backbone(arg))
 elseif arg[1] == "data" then
   bench_data(parse_data(arg))
+elseif arg[1] == "realnet" then
+  bench_realnet(parse_realnet(arg))
 elseif arg[1] == nil or arg[1] == "-h" or arg[1] == "--help" then
   usage()
 else
-  usage("unknown benchmark '" .. tostring(arg[1]) .. "' (available: conv, backbone, data)")
+  usage("unknown benchmark '" .. tostring(arg[1]) .. "' (available: conv, backbone, data, realnet)")
 end

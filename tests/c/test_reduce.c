@@ -44,6 +44,23 @@ static void against_torch(void) {
   CHECK_OK(rn_reduce(&a, RN_RED_SUM, xt, 2, d, false));
   CHECK_OK(rn_reduce(&b, RN_RED_SUM, xc, 2, d, false));
   test_check_close(a, b, 1e-6, 1e-6, "sum of a transposed view");
+  rn_tensor_release(a); rn_tensor_release(b);
+  rn_tensor_release(xt); rn_tensor_release(xc);
+  /* the kernel itself takes strided input (the CUDA agreement test feeds it views): per-channel sums of an
+   * NCHW tensor permuted to NHWC, which the contiguous row path must not take */
+  int64_t s4[4] = {4, 8, 6, 10}, ks[4] = {1, 1, 1, 8};
+  int perm[4] = {0, 2, 3, 1};
+  bool red[4] = {true, true, true, false};
+  rn_tensor *x4 = test_randn(4, s4, 3, 1.0f);
+  CHECK_OK(rn_permute(&xt, x4, perm));
+  CHECK_OK(rn_clone(&xc, xt));
+  CHECK_OK(rn_tensor_empty(&a, 4, ks, RN_F32, rn_cpu()));
+  CHECK_OK(rn_tensor_empty(&b, 4, ks, RN_F32, rn_cpu()));
+  const rn_kernels *K = rn_backend_for(rn_cpu())->k;
+  CHECK_OK(K->reduce(RN_RED_SUM, a, xt, red));
+  CHECK_OK(K->reduce(RN_RED_SUM, b, xc, red));
+  test_check_close(a, b, 1e-5, 1e-5, "reduce kernel on a permuted view");
+  rn_tensor_release(x4);
   rn_tensor_release(a); rn_tensor_release(b); rn_tensor_release(xt); rn_tensor_release(xc);
 
   /* max routing of the gradient, against PyTorch */

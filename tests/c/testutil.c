@@ -103,7 +103,8 @@ int test_check_close(const rn_tensor *a, const rn_tensor *b, double atol, double
   double worst_ratio = 0;
   for (int64_t i = 0; i < n; i++) {
     double x = get_flat(a, i), y = get_flat(b, i);
-    double ratio = fabs(x - y) / (atol + rtol * fabs(y));
+    double tol = atol + rtol * fabs(y); /* zero tolerances ask for exact equality */
+    double ratio = tol > 0 ? fabs(x - y) / tol : (x == y ? 0 : INFINITY);
     if (!(ratio <= 1)) { bad++; if (!(ratio <= worst_ratio)) { worst_ratio = ratio; worst = i; } }
   }
   if (bad) {

@@ -1,4 +1,5 @@
-/* reduce.c - CPU reductions, arg-extrema and softmax (contiguous float32). Sums accumulate in double. */
+/* reduce.c - CPU reductions (any strides), arg-extrema and softmax (contiguous float32). Sums accumulate in
+ * double. */
 #include <omp.h>
 
 #include "cpu_kernels.h"
@@ -62,9 +63,10 @@ static double reduce_one(rn_reduce_op op, const float *x, const reduce_plan *p, 
 
 /* When the reduced dims are one run of dims followed by kept dims, x is [O, R, I] with I > 1: accumulate
  * whole contiguous rows of I (vectorisable, cache-friendly) instead of striding through x per output.
- * Returns false when the layout does not fit. */
+ * Returns false when the layout does not fit (x strided, or the dims interleaved). */
 static bool reduce_rows(rn_reduce_op op, float *yd, const float *xd, const rn_tensor *x, const bool *reduce,
                         double scale) {
+  if (!rn_tensor_is_contiguous(x)) return false; /* the row arithmetic below assumes x's dense layout */
   int first = -1, last = -1;
   for (int d = 0; d < x->ndim; d++)
     if (reduce[d]) { if (first < 0) first = d; else if (last != d - 1) return false; last = d; }

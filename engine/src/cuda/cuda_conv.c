@@ -1,8 +1,11 @@
 /* cuda_conv.c - 2-d convolution forward, backward-data and backward-weight through cuDNN (NCHW float32).
  *
  * Algorithms come from cuDNN's heuristics (cudnnGet*_v7), or from timing every algorithm once per shape when
- * REALNET_CUDNN_BENCHMARK=1 (cudnnFind*Ex); the choice is cached per shape, direction, device and TF32 setting.
- * Candidates needing more than 512 MiB of workspace are skipped, and an algorithm cuDNN then refuses
+ * REALNET_CUDNN_BENCHMARK=1 (cudnnFind*Ex); the choice is cached per shape, direction, device and TF32 setting,
+ * together with the descriptors and the workspace size: rebuilding those and asking cuDNN 9 for the workspace
+ * on every call cost more host time than a small convolution takes on the GPU. 1x1 convolutions (stride 1, no
+ * padding, one group) run as one batched cuBLAS product instead, which costs even less to launch.
+ * Candidates needing more than 2 GiB of workspace are skipped, and an algorithm cuDNN then refuses
  * (NOT_SUPPORTED) falls through to the next. Without TF32 the math type is CUDNN_FMA_MATH (true float32).
  *
  * The engine allows an output smaller than the strided formula gives (conv-transpose with output_padding >=
@@ -19,7 +22,10 @@
 
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 
-#define WS_LIMIT ((size_t)512 << 20)
+/* The tensor-core (TF32) algorithms for NCHW data transpose input and output through the workspace: at batch 32
+ * RealNet's discriminator convolution (512 channels at 64x64) needs about 540 MB, so a 512 MiB cap left it on the
+ * plain float32 kernels at a tenth of the speed. */
+#define WS_LIMIT ((size_t)2 << 30)
 
 static rn_status dnn_check(cudnnStatus_t s, const char *call) {
   if (s == CUDNN_STATUS_SUCCESS) return RN_OK;
@@ -58,32 +64,6 @@ typedef struct {
   int sh, sw, ph, pw, dh, dw, g, spare1;
 } conv_key;
 _Static_assert(sizeof(conv_key) == 4 * sizeof(int) + 9 * sizeof(int64_t) + 8 * sizeof(int), "conv_key has padding");
-
-typedef struct { conv_key key; int algo; cudnnMathType_t math; bool used; } cache_entry;
-
-#define CACHE_SIZE 512
-static cache_entry cache[CACHE_SIZE];
-static int cache_next;
-
-static bool cache_get(const conv_key *k, int *algo, cudnnMathType_t *math) {
-  bool hit = false;
-  pthread_mutex_lock(&dnn_lock);
-  for (int i = 0; i < CACHE_SIZE && !hit; i++)
-    if (cache[i].used && memcmp(&cache[i].key, k, sizeof *k) == 0) {
-      *algo = cache[i].algo;
-      *math = cache[i].math;
-      hit = true;
-    }
-  pthread_mutex_unlock(&dnn_lock);
-  return hit;
-}
-
-static void cache_put(const conv_key *k, int algo, cudnnMathType_t math) {
-  pthread_mutex_lock(&dnn_lock);
-  cache[cache_next] = (cache_entry){*k, algo, math, true};
-  cache_next = (cache_next + 1) % CACHE_SIZE;
-  pthread_mutex_unlock(&dnn_lock);
-}
 
 /* ------------------------------------------------------------------ descriptors */
 
@@ -126,6 +106,42 @@ static rn_status descs_make(descs *d, const conv_key *k) {
                     dir_names[k->dir], n, c, h, w, (long long)k->n, (long long)k->o, (long long)k->oh,
                     (long long)k->ow);
   return RN_OK;
+}
+
+/* A chosen algorithm with everything a call needs: descriptors (the math type set) and the workspace size. */
+typedef struct {
+  conv_key key;
+  uint64_t hash;
+  int algo;
+  size_t ws;
+  descs d;
+  bool used;
+} cache_entry;
+
+#define CACHE_SIZE 512
+static cache_entry cache[CACHE_SIZE]; /* a ring: the oldest choice makes room; guarded by dnn_lock */
+static int cache_next;
+
+static uint64_t key_hash(const conv_key *k) {
+  const unsigned char *p = (const unsigned char *)k;
+  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+  for (size_t i = 0; i < sizeof *k; i++) h = (h ^ p[i]) * 1099511628211ULL;
+  return h;
+}
+
+/* The entry for k, or NULL; the caller holds dnn_lock. */
+static cache_entry *cache_find_locked(const conv_key *k, uint64_t hash) {
+  for (int i = 0; i < CACHE_SIZE; i++)
+    if (cache[i].used && cache[i].hash == hash && memcmp(&cache[i].key, k, sizeof *k) == 0) return &cache[i];
+  return NULL;
+}
+
+/* Keeps d (now owned by the cache) for k; the caller holds dnn_lock. */
+static void cache_put_locked(const conv_key *k, uint64_t hash, int algo, size_t ws, descs d) {
+  cache_entry *e = &cache[cache_next];
+  if (e->used) descs_free(&e->d);
+  *e = (cache_entry){*k, hash, algo, ws, d, true};
+  cache_next = (cache_next + 1) % CACHE_SIZE;
 }
 
 /* ------------------------------------------------------------------ the three directions, one interface */
@@ -200,12 +216,13 @@ static cudnnStatus_t execute(conv_dir dir, cudnnHandle_t h, const descs *d, cons
 
 /* Runs one algorithm with a workspace from the caching allocator; *refused when cuDNN says NOT_SUPPORTED. */
 static rn_status try_algo(conv_dir dir, cudnnHandle_t h, const descs *d, const bufs *b, int algo,
-                          cudnnMathType_t math, int device, bool *refused) {
+                          cudnnMathType_t math, int device, bool *refused, size_t *ws_bytes) {
   *refused = false;
   cudnnStatus_t s = cudnnSetConvolutionMathType(d->conv, math);
   if (s == CUDNN_STATUS_SUCCESS) {
     size_t wsb = 0;
     s = ws_size(dir, h, d, algo, &wsb);
+    *ws_bytes = wsb;
     if (s == CUDNN_STATUS_SUCCESS) {
       void *ws = NULL;
       if (wsb) RN_TRY(rn_cu_alloc(device, wsb, &ws));
@@ -223,18 +240,34 @@ static bool bench_mode(void) {
   return e && strcmp(e, "1") == 0;
 }
 
-/* Chooses (or recalls) an algorithm for the key and runs it on the buffers. */
+static rn_status dir_check(cudnnStatus_t s, conv_dir dir) {
+  return dnn_check(s, dir == DIR_FORWARD ? "cudnnConvolutionForward"
+                      : dir == DIR_BACKWARD_DATA ? "cudnnConvolutionBackwardData" : "cudnnConvolutionBackwardFilter");
+}
+
+/* Recalls the algorithm, descriptors and workspace size of the key (or chooses them once) and runs the
+ * convolution on the buffers. The lock is held while a cached entry is used: launches are asynchronous, so
+ * that is short, and no other thread can recycle the entry meanwhile. */
 static rn_status run_conv(const conv_key *k, const bufs *b, cudaStream_t stream) {
   cudnnHandle_t h;
   RN_TRY(dnn_handle(k->device, stream, &h));
+  conv_dir dir = (conv_dir)k->dir;
+  uint64_t hash = key_hash(k);
+  pthread_mutex_lock(&dnn_lock);
+  cache_entry *e = cache_find_locked(k, hash);
+  if (e) {
+    void *ws = NULL;
+    rn_status st = e->ws ? rn_cu_alloc(k->device, e->ws, &ws) : RN_OK;
+    if (st == RN_OK) st = dir_check(execute(dir, h, &e->d, b, e->algo, ws, e->ws), dir);
+    rn_cu_free(k->device, ws, e->ws); /* stream-ordered reuse is safe */
+    pthread_mutex_unlock(&dnn_lock);
+    return st;
+  }
+  pthread_mutex_unlock(&dnn_lock);
   descs d;
   rn_status st = descs_make(&d, k);
-  conv_dir dir = (conv_dir)k->dir;
-  int algo;
-  cudnnMathType_t math;
   bool refused = true;
-  if (st == RN_OK && cache_get(k, &algo, &math)) st = try_algo(dir, h, &d, b, algo, math, k->device, &refused);
-  if (st == RN_OK && refused) {
+  if (st == RN_OK) {
     candidate c[MAX_ALGOS];
     int n = 0;
     st = list_algos(dir, h, &d, b, bench_mode(), k->device, c, &n);
@@ -242,9 +275,17 @@ static rn_status run_conv(const conv_key *k, const bufs *b, cudaStream_t stream)
       if (c[i].status != CUDNN_STATUS_SUCCESS || c[i].memory > WS_LIMIT) continue;
       /* without TF32 only FMA kernels; with it, the math type cuDNN reported for the algorithm */
       if (!k->tf32 && (c[i].math == CUDNN_TENSOR_OP_MATH || c[i].math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)) continue;
-      math = k->tf32 ? c[i].math : CUDNN_FMA_MATH;
-      st = try_algo(dir, h, &d, b, c[i].algo, math, k->device, &refused);
-      if (st == RN_OK && !refused) cache_put(k, c[i].algo, math);
+      cudnnMathType_t math = k->tf32 ? c[i].math : CUDNN_FMA_MATH;
+      size_t wsb = 0;
+      st = try_algo(dir, h, &d, b, c[i].algo, math, k->device, &refused, &wsb);
+      if (st == RN_OK && !refused) {
+        pthread_mutex_lock(&dnn_lock);
+        if (!cache_find_locked(k, hash)) { /* another thread may have chosen meanwhile */
+          cache_put_locked(k, hash, c[i].algo, wsb, d);
+          d = (descs){0}; /* the cache owns them now */
+        }
+        pthread_mutex_unlock(&dnn_lock);
+      }
     }
     if (st == RN_OK && refused)
       st = rn_error(RN_ERR_UNSUPPORTED, "%s: cuDNN has no algorithm for input %lldx%lldx%lldx%lld, weight %lldx%lldx%lldx%lld "
@@ -301,6 +342,23 @@ static rn_status need4(const rn_tensor *t, const char *what) { return rn_cu_need
 
 /* ------------------------------------------------------------------ kernel-table entries */
 
+/* A 1x1 convolution with stride 1, no padding and one group is y[n] = W x[n] over the pixels. */
+static bool pointwise(const conv_key *k) {
+  return k->kh == 1 && k->kw == 1 && k->sh == 1 && k->sw == 1 && k->ph == 0 && k->pw == 0 && k->g == 1 &&
+         k->oh == k->h && k->ow == k->w;
+}
+
+/* t (contiguous) seen as [a, b, c] */
+static rn_tensor view3(const rn_tensor *t, int64_t a, int64_t b, int64_t c) {
+  rn_tensor v = *t;
+  v.ndim = 3;
+  v.shape[0] = a, v.shape[1] = b, v.shape[2] = c;
+  v.stride[0] = b * c, v.stride[1] = c, v.stride[2] = 1;
+  v.grad = NULL;
+  v.grad_fn = NULL;
+  return v;
+}
+
 rn_status rn_cu_conv2d(rn_tensor *y, const rn_tensor *x, const rn_tensor *w, const rn_tensor *bias,
                        const rn_conv_params *p) {
   cudaStream_t s;
@@ -315,9 +373,16 @@ rn_status rn_cu_conv2d(rn_tensor *y, const rn_tensor *x, const rn_tensor *w, con
   if (rn_tensor_numel(y) == 0) return RN_OK;
   rn_tensor *tmp = NULL;
   rnk_layout crop, yl = rn_cu_layout(y);
-  if (cropped(&k, y)) RN_TRY(full_tmp(&tmp, &crop, &k, y, false));
-  bufs b = {rn_cu_ptr(x), rn_cu_ptr(w), tmp ? rn_cu_ptr(tmp) : rn_cu_ptr(y)};
-  rn_status st = run_conv(&k, &b, s);
+  rn_status st;
+  if (pointwise(&k)) { /* W [1, O, C] shared by every x [N, C, HW] */
+    int64_t hw = k.h * k.w;
+    rn_tensor yv = view3(y, k.n, k.o, hw), wv = view3(w, 1, k.o, k.c), xv = view3(x, k.n, k.c, hw);
+    st = rn_cu_gemm(&yv, &wv, &xv, false, false, 1.0f, 0.0f);
+  } else {
+    if (cropped(&k, y)) RN_TRY(full_tmp(&tmp, &crop, &k, y, false));
+    bufs b = {rn_cu_ptr(x), rn_cu_ptr(w), tmp ? rn_cu_ptr(tmp) : rn_cu_ptr(y)};
+    st = run_conv(&k, &b, s);
+  }
   if (st == RN_OK && tmp)
     st = rn_cu_check(rnk_copy(rn_cu_ptr(y), RN_F32, &yl, rn_cu_ptr(tmp), RN_F32, &crop, s), "rnk_copy (conv2d crop)");
   rn_tensor_release(tmp);

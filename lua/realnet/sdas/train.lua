@@ -408,12 +408,15 @@ function M.strength_grid(net, path, o)
     for i = 1, o.n do ys[i] = (i - 1) % net.num_classes + 1 end
     y = core.tensor(ys):long()
   end
+  local dev = net:parameters()[1]:device() -- sample where the net is (noise is drawn alike on every device)
+  y = device.to(y, dev)
   local prev = net.training
   net:eval()
   core.no_grad(function()
     for r, s in ipairs(o.strengths) do
-      local smp = sdas.sampler(net, {respace = o.respace, strength = s, seed = o.seed, method = "ancestral"})
-      rows[r] = smp:sample(o.n, {3, S, S}, {y = y})
+      local smp = sdas.sampler(net, {respace = o.respace, strength = s, seed = o.seed, method = "ancestral",
+                                     device = dev})
+      rows[r] = device.host(smp:sample(o.n, {3, S, S}, {y = y}))
     end
   end)
   net:train(prev)

@@ -1,0 +1,139 @@
+-- cuda_model_spec.lua - RealNet and SDAS on a CUDA device give the CPU's numbers: inference maps and scores,
+-- training losses and updated weights, the SDAS hybrid loss and a DDIM sample from the same seed; and the
+-- commands (train, eval, predict, sdas train, sdas sample) run end to end with --device cuda. CTest runs it only
+-- when a GPU is usable (its command exits 77, skipped, otherwise). Float32 throughout (TF32 off), so the
+-- tolerances are those of a different summation order: 1e-3 relative on maps, losses and weights.
+local rn = require "realnet"
+local device = require "realnet.device"
+
+local BIN = os.getenv("REALNET_BIN") or "realnet"
+-- REALNET_SPEC_DEVICE=cpu runs the same steps against the CPU (to check the spec itself without a GPU)
+local DEV = os.getenv("REALNET_SPEC_DEVICE") or "cuda"
+local dir = os.tmpname()
+os.remove(dir)
+os.execute("mkdir -p " .. dir)
+rn.cuda.set_tf32(false)
+
+local function host(t) return device.host(t) end
+
+-- max |a - b| over max(1, max |a|): one number per comparison, printed on failure
+local function rel_diff(a, b)
+  a, b = host(a), host(b)
+  local scale = math.max(1, rn.abs(a):max():item())
+  return rn.abs(a - b):max():item() / scale
+end
+
+local function close(a, b, tol, what)
+  local d = rel_diff(a, b)
+  assert.is_true(d <= tol, ("%s: relative difference %.3g > %.3g"):format(what, d, tol))
+end
+
+local function tiny_model()
+  return rn.realnet.new{preset = "cpu", image_size = 64, seed = 5,
+                        backbone = {arch = "resnet18", layers = {1, 2, 3}, seed = 1},
+                        afs = {method = "rdr", dims = {16, 32, 32}, batches = 2, batch = 2},
+                        disc = {hidden = 16, mid = {8, 8}}}
+end
+
+-- smooth images, square masks, A = I brightened under the mask
+local function triplet(n, seed)
+  local I = rn.upsample(rn.randn({n, 3, 8, 8}, {seed = seed}), {size = {64, 64}, mode = "bilinear"})
+  local M = rn.zeros({n, 1, 64, 64})
+  for b = 1, n do
+    local y0, x0 = 8 + 9 * ((b + seed) % 4), 6 + 11 * ((b * 3 + seed) % 4)
+    M:narrow(1, b, 1):narrow(3, y0 + 1, 14):narrow(4, x0 + 1, 12):fill_(1)
+  end
+  return I + M * 3, I, M
+end
+
+describe("RealNet on cuda", function()
+  it("gives the CPU's anomaly maps and scores", function()
+    local cpu, gpu = tiny_model(), device.model(tiny_model(), DEV)
+    local x = triplet(3, 4)
+    local m1, s1 = cpu:forward(x)
+    local m2, s2 = gpu:forward(x:to(DEV))
+    assert.equal(device.resolve(DEV), m2:device())
+    close(m1, m2, 1e-3, "maps")
+    close(s1, s2, 1e-3, "scores")
+  end)
+
+  it("follows the CPU through training steps (losses and weights)", function()
+    local cpu, gpu = tiny_model(), device.model(tiny_model(), DEV)
+    local o1 = rn.optim.adam(cpu:parameters(), {lr = 1e-3})
+    local o2 = rn.optim.adam(gpu:parameters(), {lr = 1e-3})
+    for step = 1, 3 do
+      local A, I, M = triplet(4, 7 + step)
+      local r1 = cpu:train_step(A, I, M, o1)
+      local r2 = gpu:train_step(A:to(DEV), I:to(DEV), M:to(DEV), o2)
+      assert.is_true(r2.finite)
+      for _, k in ipairs{"loss", "seg", "mse"} do
+        local d = math.abs(r1[k] - r2[k]) / math.max(1e-6, math.abs(r1[k]))
+        assert.is_true(d < 1e-3, ("step %d %s: cpu %.6g cuda %.6g"):format(step, k, r1[k], r2[k]))
+      end
+    end
+    local p1, p2 = cpu:parameters(), gpu:parameters()
+    assert.equal(#p1, #p2)
+    for i = 1, #p1 do close(p1[i], p2[i], 1e-3, "parameter " .. i) end
+  end)
+end)
+
+describe("SDAS on cuda", function()
+  local function tiny_unet()
+    local net = rn.sdas.unet{model_channels = 16, num_res_blocks = 1, channel_mult = {1, 2},
+                             attention_resolutions = {2}, seed = 3}
+    net.image_size = 16
+    return net
+  end
+
+  it("gives the CPU's hybrid loss and gradients", function()
+    local d = rn.sdas.diffusion{steps = 100, learn_sigma = true}
+    local cpu, gpu = tiny_unet(), tiny_unet():to(DEV)
+    local x0 = rn.randn({4, 3, 16, 16}, {seed = 2}):clamp(-1, 1)
+    local l1 = rn.sdas.training_loss(cpu, d, x0, {seed = 9})
+    local l2 = rn.sdas.training_loss(gpu, d, x0:to(DEV), {seed = 9})
+    close(l1, l2, 1e-3, "hybrid loss")
+    l1:backward()
+    l2:backward()
+    local p1, p2 = cpu:parameters(), gpu:parameters()
+    for i = 1, #p1 do
+      local g1 = p1[i]:grad()
+      if g1 then close(g1, p2[i]:grad(), 2e-3, "gradient " .. i) end
+    end
+  end)
+
+  it("draws the CPU's DDIM sample from the same seed, with strength", function()
+    local cpu, gpu = tiny_unet(), tiny_unet():to(DEV)
+    cpu:eval()
+    gpu:eval()
+    local o = {steps = 4, method = "ddim", strength = 0.2, seed = 11}
+    local a = rn.sdas.sampler(cpu, o):sample(2, {3, 16, 16})
+    o.device = DEV
+    local b = rn.sdas.sampler(gpu, o):sample(2, {3, 16, 16})
+    close(a, b, 2e-3, "sample")
+  end)
+end)
+
+describe("the commands with --device cuda", function()
+  local function sh(args)
+    local f = io.popen(("cd %s && %s %s 2>&1; echo \"rc=$?\""):format(dir, BIN, args))
+    local out = f:read("a")
+    f:close()
+    return tonumber(out:match("rc=(%d+)%s*$")), out:gsub("rc=%d+%s*$", "")
+  end
+
+  it("train, eval, predict, sdas train and sdas sample run end to end", function()
+    rn.demo_data.make(dir .. "/demo", {seed = 1, size = 64, train = 8, test_good = 2, test_defect = 2})
+    local steps = {
+      "train --data demo --category demo_surface --epochs 1 --image-size 64 --out run_t",
+      "eval run_t",
+      "predict run_t demo/demo_surface/test/good --maps maps",
+      "sdas train --data demo --category demo_surface --steps 2 --batch 2 --image-size 32 --out run_s "
+        .. "--model.model_channels=16 --model.attention_resolutions=4",
+      "sdas sample run_s --n 2 --steps 4 --batch 2 --out samples",
+    }
+    for _, cmd in ipairs(steps) do
+      local rc, out = sh(cmd .. " --device " .. DEV)
+      assert.equal(0, rc, cmd .. "\n" .. out)
+    end
+  end)
+end)
