@@ -78,6 +78,11 @@ static int c_synchronize(lua_State *L) {
   return 0;
 }
 
+static int c_capturing(lua_State *L) {
+  lua_pushboolean(L, rn_cuda_capturing());
+  return 1;
+}
+
 static int c_empty_cache(lua_State *L) {
   rn_cuda_empty_cache();
   return 0;
@@ -88,13 +93,62 @@ static int c_cached_bytes(lua_State *L) {
   return 1;
 }
 
+/* ------------------------------------------------------------------ CUDA graphs */
+
+#define RN_CUDA_GRAPH_MT "realnet.CudaGraph"
+
+/* graph_begin([device]): from here until graph_end, device work is recorded instead of run */
+static int c_graph_begin(lua_State *L) {
+  rn_lua_check(L, rn_cuda_graph_begin(opt_index(L, 1)), "cuda.graph_begin");
+  return 0;
+}
+
+/* graph_end([device]) -> graph: the recorded work, replayed by graph:replay() */
+static int c_graph_end(lua_State *L) {
+  rn_cuda_graph **box = (rn_cuda_graph **)lua_newuserdatauv(L, sizeof *box, 0);
+  *box = NULL;
+  luaL_setmetatable(L, RN_CUDA_GRAPH_MT);
+  rn_lua_check(L, rn_cuda_graph_end(opt_index(L, 1), box), "cuda.graph_end");
+  return 1;
+}
+
+static rn_cuda_graph **check_graph(lua_State *L) {
+  return (rn_cuda_graph **)luaL_checkudata(L, 1, RN_CUDA_GRAPH_MT);
+}
+
+/* graph:replay(): queues the recorded work again (returns at once; reading a result waits for it) */
+static int g_replay(lua_State *L) {
+  rn_cuda_graph **g = check_graph(L);
+  if (!*g) return luaL_error(L, "cuda graph: replay of a freed graph");
+  rn_lua_check(L, rn_cuda_graph_replay(*g), "graph:replay");
+  return 0;
+}
+
+/* graph:free() (and __gc): waits for its replays, then gives its memory back */
+static int g_free(lua_State *L) {
+  rn_cuda_graph **g = check_graph(L);
+  rn_cuda_graph_free(*g);
+  *g = NULL;
+  return 0;
+}
+
+static const luaL_Reg graph_methods[] = {{"replay", g_replay}, {"free", g_free}, {NULL, NULL}};
+
 static const luaL_Reg cuda_fns[] = {
+  {"graph_begin", c_graph_begin}, {"graph_end", c_graph_end}, {"capturing", c_capturing},
   {"available", c_available}, {"device_count", c_device_count}, {"built", c_built},
   {"unavailable_reason", c_reason}, {"device_name", c_device_name}, {"set_tf32", c_set_tf32}, {"tf32", c_tf32},
   {"synchronize", c_synchronize}, {"empty_cache", c_empty_cache}, {"cached_bytes", c_cached_bytes},
   {NULL, NULL}};
 
 void rn_lua_open_cuda(lua_State *L) {
+  if (luaL_newmetatable(L, RN_CUDA_GRAPH_MT)) {
+    lua_pushcfunction(L, g_free);
+    lua_setfield(L, -2, "__gc");
+    luaL_newlib(L, graph_methods);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
   lua_pushcfunction(L, c_device); /* replaces the module-level alias of t:device(), keeping its behaviour */
   lua_setfield(L, -2, "device");
   lua_newtable(L);

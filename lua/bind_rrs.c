@@ -2,6 +2,7 @@
  *
  *   local sel <close> = rn.rrs.new{mode = "maxavg", ratio = 1/3, channels = 1536}
  *   local S, idx = sel:forward(R, {training = true})   -- S [B,K,H,W]; idx int64 [B,K] of 1-based channels
+ *   local S = sel:forward(R, {training = false, indices = false})  -- S only
  *   local km, ka = sel:counts()
  *
  * new{mode = "maxavg" | "max" | "avg", ratio = 1/3 | counts = {max = k1, avg = k2} (or {k1, k2}),
@@ -77,16 +78,20 @@ static int r_new(lua_State *L) {
   return 1;
 }
 
-/* sel:forward(R [, opts{training = true} | training]) -> S, indices (1-based, nil when disabled) */
+/* sel:forward(R [, opts{training = true, indices = true} | training]) -> S, indices (1-based; nil when disabled
+ * or with indices = false, which spares converting them on the host: a forward then never waits for the device) */
 static int r_forward(lua_State *L) {
   rn_rrs *r = check_rrs(L, 1);
   rn_tensor *x = rn_lua_check_tensor(L, 2);
-  int training = 1;
+  int training = 1, want_indices = 1;
   if (lua_isboolean(L, 3)) training = lua_toboolean(L, 3);
-  else if (!lua_isnoneornil(L, 3)) training = rn_lua_opt_bool(L, 3, "training", 1);
+  else if (!lua_isnoneornil(L, 3)) {
+    training = rn_lua_opt_bool(L, 3, "training", 1);
+    want_indices = rn_lua_opt_bool(L, 3, "indices", 1);
+  }
   rn_tensor **box = rn_lua_new_box(L);
   rn_tensor *idx = NULL;
-  rn_lua_check(L, rn_rrs_forward(box, &idx, r, x, training), "rrs forward");
+  rn_lua_check(L, rn_rrs_forward(box, want_indices ? &idx : NULL, r, x, training), "rrs forward");
   if (!idx) {
     lua_pushnil(L);
     return 2;

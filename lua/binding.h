@@ -70,6 +70,7 @@ void rn_lua_open_demo(lua_State *L);     /* core.demo_data = {make, render, defe
 void rn_lua_open_patchcore(lua_State *L); /* core.patchcore_new, patchcore_load, ... (rn.patchcore) */
 void rn_lua_open_sdas(lua_State *L);      /* core.sdas_diffusion, sdas_sampler, ... (rn.sdas) */
 void rn_lua_open_cuda(lua_State *L);      /* core.cuda = {available, device_count, ...}, core.device(name) */
+void rn_lua_open_select(lua_State *L);    /* core.channel_index, core.select_channels (fixed selections) */
 
 /* luaopen for the C module; the realnet binary preloads it as "realnet.core". */
 int luaopen_realnet_core(lua_State *L);

@@ -25,5 +25,6 @@ int luaopen_realnet_core(lua_State *L) {
   rn_lua_open_patchcore(L);
   rn_lua_open_sdas(L);
   rn_lua_open_cuda(L);
+  rn_lua_open_select(L);
   return 1;
 }

@@ -311,11 +311,12 @@ end
 -- device; timing covers whole batches after 3 warm-up batches (the first ones pick cuDNN algorithms).
 local REALNET_USAGE = [==[
 usage: realnet bench realnet [--preset paper|cpu] [--res N] [--batch N] [--device cpu|cuda[:N]] [--tf32]
-                             [--seconds S] [--threads N] [--profile]
+                             [--seconds S] [--threads N] [--profile] [--graph]
   prints RealNet inference throughput (img/s) with random weights; the paper preset is WideResNet-50-2,
   layers 1-4, AFS dims 256/512/512/256 at 256x256 (defaults: paper, batch 32, the preset's image size,
   cuda when a GPU is usable else cpu, 5 s); --profile also prints the time per module class and step
-  (each step waits for the device, so the profiled total is above the timed one)]==]
+  (each step waits for the device, so the profiled total is above the timed one); --graph records the
+  forward once as a CUDA graph and times its replays (one launch per batch)]==]
 
 local function realnet_usage(msg)
   if msg then
@@ -327,11 +328,11 @@ local function realnet_usage(msg)
 end
 
 local function parse_realnet(args)
-  local o = {preset = "paper", batch = 32, seconds = 5, tf32 = false, profile = false}
+  local o = {preset = "paper", batch = 32, seconds = 5, tf32 = false, profile = false, graph = false}
   local i = 2
   while i <= #args do
     local a = args[i]
-    if a == "--tf32" or a == "--profile" then
+    if a == "--tf32" or a == "--profile" or a == "--graph" then
       o[a:sub(3)] = true
     elseif a == "--preset" or a == "--device" then
       o[a:sub(3)] = args[i + 1] or realnet_usage(a .. " needs a value")
@@ -366,7 +367,14 @@ local function bench_realnet(o)
   if on_gpu then rn.cuda.set_tf32(o.tf32) end
   local S = model.cfg.image_size
   local x = device.to(rn.randn({o.batch, 3, S, S}, {seed = 1}), dev)
+  if o.graph and not on_gpu then realnet_usage("--graph needs --device cuda") end
+  local runner = o.graph and model:graph(x) or nil
   local function once()
+    if runner then
+      local _, scores = runner:run()
+      device.host(scores):free() -- waits for the device
+      return
+    end
     local maps, scores = model:forward(x)
     local host = device.host(scores) -- waits for the device
     maps:free(); scores:free()
@@ -398,11 +406,13 @@ local function bench_realnet(o)
     until k >= 3 and rn.now() - t >= math.min(1, o.seconds)
     return (rn.now() - t) / k * 1e3
   end
-  local t_bb = stage_ms(function() return model:extract(x) end)
-  local t_blocks = stage_ms(function() return model:block_features(x) end)
-  print(("stages (ms per batch): backbone %.2f, AFS + alignment %.2f, reconstruction + RRS + discriminator + "
-    .. "score %.2f"):format(t_bb, t_blocks - t_bb, dt * 1e3 - t_blocks))
-  if o.profile then
+  if not runner then
+    local t_bb = stage_ms(function() return model:extract(x) end)
+    local t_blocks = stage_ms(function() return model:block_features(x) end)
+    print(("stages (ms per batch): backbone %.2f, AFS + alignment %.2f, reconstruction + RRS + discriminator + "
+      .. "score %.2f"):format(t_bb, t_blocks - t_bb, dt * 1e3 - t_blocks))
+  end
+  if o.profile and not runner then
     local profile = require "realnet.profile"
     local Model = getmetatable(model)
     local fns = {{Model, "extract", "backbone"}, {Model, "align", "AFS alignment"}}
@@ -415,10 +425,10 @@ local function bench_realnet(o)
                                     sync = on_gpu and function() rn.cuda.synchronize(dev) end or nil})
     print(profile.format(rows))
   end
-  print(("realnet inference: preset=%s arch=%s res=%d dims=%s batch=%d device=%s %s: %.1f img/s "
+  print(("realnet inference: preset=%s arch=%s res=%d dims=%s batch=%d device=%s %s%s: %.1f img/s "
     .. "(%.2f ms per batch, %d batches; warm-up %.1f s)"):format(model.cfg.preset, model.cfg.backbone.arch, S,
     table.concat(model.cfg.afs.dims, "/"), o.batch, where, on_gpu and (o.tf32 and "tf32" or "float32") or "float32",
-    o.batch / dt, dt * 1e3, n, t_warm))
+    runner and " cuda-graph" or "", o.batch / dt, dt * 1e3, n, t_warm))
 end
 
 local arg = arg or {}

@@ -2,7 +2,8 @@
 # gpu-check.sh - validates a GPU machine in one go: configures and builds realnet with the CUDA backend, runs the
 # CPU-vs-CUDA agreement tests (ctest -L cuda: every op, RealNet and SDAS, the commands with --device cuda), then
 # the GPU benchmarks (RealNet inference with the paper's model: WideResNet-50-2 layers 1-4, AFS dims
-# 256/512/512/256, 256x256; and the backbone alone), at batch 32 and batch 1, float32 and TF32, and prints a
+# 256/512/512/256, 256x256, run op by op and as a CUDA graph; and the backbone alone), at batch 32 and batch 1,
+# float32 and TF32, and prints a
 # summary. Meant to finish in under 8 minutes on an H200; exits 0 when the build and every agreement test pass
 # (the benchmark figures are reported against the targets of issue 8 but do not change the exit status).
 # --no-build uses a build made elsewhere (same source tree path, or one reached through a link).
@@ -113,8 +114,10 @@ if [ "$BENCH" -eq 1 ]; then
   step "benchmark: RealNet inference, paper model (WideResNet-50-2 layers 1-4, dims 256/512/512/256), 256x256"
   for tf in "" "--tf32"; do
     for batch in 32 1; do
-      bench_run "realnet batch=$batch ${tf:-float32}" "$BUILD/bin/realnet" bench realnet --preset paper --res 256 \
-        --batch "$batch" --device cuda --seconds "$SECONDS_PER_RUN" $tf
+      for graph in "" "--graph"; do # eager, then replays of a CUDA graph of the forward
+        bench_run "realnet batch=$batch ${tf:-float32} $graph" "$BUILD/bin/realnet" bench realnet --preset paper \
+          --res 256 --batch "$batch" --device cuda --seconds "$SECONDS_PER_RUN" $tf $graph
+      done
     done
   done
   step "benchmark: WideResNet-50-2 layer1..4 alone at 256x256"

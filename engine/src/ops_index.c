@@ -109,7 +109,18 @@ static rn_status index_select_backward(rn_node *n, rn_tensor *gout, rn_tensor **
   return add_back(&gin[0], n->in[0], gout, n->in[1], (int)n->ip[0], false);
 }
 
+static rn_status index_select(rn_tensor **out, rn_tensor *x, int dim, rn_tensor *index, bool check);
+
 rn_status rn_index_select(rn_tensor **out, rn_tensor *x, int dim, rn_tensor *index) {
+  return index_select(out, x, dim, index, true);
+}
+
+rn_status rn_index_select_trusted(rn_tensor **out, rn_tensor *x, int dim, rn_tensor *index) {
+  return index_select(out, x, dim, index, false);
+}
+
+/* check: range-check the indices on the host (for a device index that is a copy and a wait) */
+static rn_status index_select(rn_tensor **out, rn_tensor *x, int dim, rn_tensor *index, bool check) {
   if (!out) return rn_error(RN_ERR_ARG, "index_select: no output pointer");
   *out = NULL;
   RN_TRY(rn_check_tensor(x, "index_select: input"));
@@ -121,7 +132,8 @@ rn_status rn_index_select(rn_tensor **out, rn_tensor *x, int dim, rn_tensor *ind
     return rn_error(RN_ERR_SHAPE, "index_select: index must be 1-d, got shape %s", rn_shape_str(index, b, 64));
   }
   RN_TRY(rn_check_same_device(x, index, "index_select"));
-  RN_TRY(check_index(index, x->shape[dim], dim, "index_select"));
+  if (check) RN_TRY(check_index(index, x->shape[dim], dim, "index_select"));
+  else if (index->dtype != RN_I64) return rn_error(RN_ERR_ARG, "index_select: index must be int64");
   int64_t shape[RN_MAX_DIMS];
   memcpy(shape, x->shape, sizeof shape);
   shape[dim] = index->shape[0];

@@ -77,6 +77,30 @@ describe("RealNet on cuda", function()
   end)
 end)
 
+describe("RealNet as a CUDA graph", function()
+  it("replays the forward with the eager results, for new inputs too", function()
+    if DEV == "cpu" then pending("CUDA graphs need a GPU") return end
+    local m = device.model(tiny_model(), DEV)
+    local x1, x2 = triplet(2, 4):to(DEV), triplet(2, 9):to(DEV)
+    local r = m:graph(x1)
+    local m1, s1 = m:forward(x1)
+    local gm, gs = r:run()
+    close(m1, gm, 1e-5, "graph maps")
+    close(s1, gs, 1e-5, "graph scores")
+    local m2, s2 = m:forward(x2)
+    gm, gs = r:run(x2:to("cpu")) -- host images are copied into the captured input
+    close(m2, gm, 1e-5, "graph maps, second input")
+    close(s2, gs, 1e-5, "graph scores, second input")
+    r:free()
+    -- a capture that has to wait for the device fails with the reason, and the device keeps working
+    local ok, err = pcall(device.capture, function() return m:forward(x1):to("cpu") end, DEV)
+    assert.is_false(ok)
+    assert.matches("cannot be recorded in a CUDA graph", tostring(err))
+    assert.is_false(rn.cuda.capturing())
+    close(m1, (m:forward(x1)), 0, "eager maps after a failed capture")
+  end)
+end)
+
 describe("SDAS on cuda", function()
   local function tiny_unet()
     local net = rn.sdas.unet{model_channels = 16, num_res_blocks = 1, channel_mult = {1, 2},

@@ -104,6 +104,9 @@ describe("rn.rrs", function()
     assert.are.same({3, 5}, idx:shape())
     S:sum():backward()
     assert.are.equal(3 * 5 * 25, R:grad():sum():item()) -- every gathered value once (twice where sets overlap)
+    local S1, none = sel:forward(R, {training = false, indices = false}) -- S alone (no host-side index copy)
+    assert.is_nil(none)
+    assert.are.equal(0, H.maxdiff(S1, (sel:forward(R, {training = false}))))
     local off = rn.rrs.new {enabled = false}
     local S2, i2 = off:forward(R)
     assert.are.same(R:shape(), S2:shape())
@@ -169,6 +172,25 @@ describe("AFS", function()
     local out = p({rn.randn({2, 10, 5, 5}), rn.randn({2, 4, 5, 5})})
     assert.are.same({2, 3, 5, 5}, out[1]:shape())
     assert.are.same({2, 4, 5, 5}, out[2]:shape())
+  end)
+
+  it("gives the same features from frozen (validated) channel indices", function()
+    local a = afs.AFS({10, 4}, {3, 4}, {method = "rdr", seed = 7})
+    local feats = {rn.randn({2, 10, 5, 5}, {seed = 1}), rn.randn({2, 4, 5, 5}, {seed = 2})}
+    local ref = a(feats)
+    a.frozen = a:freeze()
+    assert.is_nil(a.frozen[2]) -- a level that keeps every channel needs no index
+    local out = a(feats)
+    a.frozen = nil
+    assert.are.equal(0, H.maxdiff(ref[1], out[1]))
+    assert.are.same(ref[2]:shape(), out[2]:shape())
+    -- the index checks ids once, when made, and inputs against its channel count on every use
+    assert.matches("out of range 1..10", H.err(rn.core.channel_index, rn.tensor({1, 11}, {dtype = "int64"}), 10))
+    assert.matches("1%-d", H.err(rn.core.channel_index, rn.zeros({2, 2}):long(), 10))
+    local ci = rn.core.channel_index(rn.tensor({2, 5}, {dtype = "int64"}), 10)
+    assert.matches("ChannelIndex%(2 of 10, cpu%)", tostring(ci))
+    assert.are.same({1, 4}, H.flat(rn.core.select_channels(rn.arange(0, 10):reshape({1, 10}), ci))) -- ids 2, 5
+    assert.matches("10 channels", H.err(rn.core.select_channels, rn.zeros({1, 9, 2, 2}), ci))
   end)
 
   it("runs on the model through select_features", function()

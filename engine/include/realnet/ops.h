@@ -51,6 +51,10 @@ rn_status rn_sum_to(rn_tensor **out, rn_tensor *g, int ndim, const int64_t *shap
 rn_status rn_concat(rn_tensor **out, int n, rn_tensor *const *xs, int dim);
 /* Pick entries along `dim` by a 1-d int64 index tensor (0-based), like torch.index_select. */
 rn_status rn_index_select(rn_tensor **out, rn_tensor *x, int dim, rn_tensor *index);
+/* index_select without the host-side range check of the indices: for indices in range by construction (top-k
+ * output, offsets computed from it, selections validated when made), so device work need not wait for a copy
+ * of them. An index out of range reads outside x: never pass user input here. */
+rn_status rn_index_select_trusted(rn_tensor **out, rn_tensor *x, int dim, rn_tensor *index);
 /* torch.gather: out[i][j][k] = x[i][index[i][j][k]][k] for dim 1, index int64 of out's shape. */
 rn_status rn_gather(rn_tensor **out, rn_tensor *x, int dim, rn_tensor *index);
 /* Top k along dim (largest or smallest), sorted; values differentiable, indices int64 0-based. */

@@ -5,12 +5,33 @@
  * round to 512 bytes up to 1 MiB, above that to an eighth of their power of two (at most 12.5% slack), so
  * tensors of similar shapes share blocks. Reuse needs no events because each device has one stream (see
  * cuda_internal.h). When cudaMalloc runs out, the cache is returned to the driver and the call retried.
+ *
+ * While a CUDA graph is being captured (cuda_graph.c), every block the capture allocates or frees belongs to
+ * the graph: replays write to those addresses, so none may serve anything else while the graph exists. Such
+ * blocks are recycled only within the capture, and freeing one afterwards (its tensor dropped) just marks it;
+ * the graph hands its blocks back to the cache when it is destroyed (or, for a tensor that outlives it, when
+ * that tensor is freed).
  */
 #include <pthread.h>
 
 #include "cuda_internal.h"
 
 typedef struct { void *ptr; size_t bytes; } block;
+
+/* A block owned by a captured graph: in_use while a tensor (or the capture) holds it. */
+typedef struct { void *ptr; size_t bytes; int device; bool in_use; rn_cu_graph_pool *owner; } owned_block;
+
+struct rn_cu_graph_pool {
+  owned_block *b;
+  int n, cap;
+  bool capturing, orphaned; /* orphaned: the graph is gone, blocks in use go back to the cache when freed */
+};
+
+static struct {
+  rn_cu_graph_pool *capture; /* the pool of the capture in progress, if any */
+  rn_cu_graph_pool **pools;  /* every pool with blocks (for lookups on free) */
+  int n, cap;
+} graphs;
 
 static struct {
   pthread_mutex_t lock;
@@ -58,25 +79,90 @@ size_t rn_cu_cached_bytes(void) {
   return c;
 }
 
+/* ------------------------------------------------------------------ graph-owned blocks (lock held) */
+
+static owned_block *find_owned(void *ptr) {
+  for (int i = 0; i < graphs.n; i++) {
+    rn_cu_graph_pool *p = graphs.pools[i];
+    for (int j = 0; j < p->n; j++)
+      if (p->b[j].ptr == ptr) return &p->b[j];
+  }
+  return NULL;
+}
+
+static bool add_owned(rn_cu_graph_pool *p, void *ptr, size_t bytes, int device) {
+  if (p->n == p->cap) {
+    int cap = p->cap ? 2 * p->cap : 256;
+    owned_block *nb = realloc(p->b, (size_t)cap * sizeof *nb);
+    if (!nb) return false;
+    p->b = nb;
+    p->cap = cap;
+  }
+  p->b[p->n++] = (owned_block){ptr, bytes, device, true, p};
+  return true;
+}
+
+/* A block the capture freed earlier, of this rounded size and device, or NULL. */
+static void *reuse_owned(rn_cu_graph_pool *p, size_t rounded, int device) {
+  for (int j = p->n - 1; j >= 0; j--)
+    if (!p->b[j].in_use && p->b[j].bytes == rounded && p->b[j].device == device) {
+      p->b[j].in_use = true;
+      return p->b[j].ptr;
+    }
+  return NULL;
+}
+
+/* Puts a freed block in the device's free list (or hands it back to the driver when there is no room). */
+static void cache_block_locked(int device, void *ptr, size_t rounded) {
+  if (pool.n[device] == pool.cap[device]) {
+    int cap = pool.cap[device] ? 2 * pool.cap[device] : 256;
+    block *nb = realloc(pool.free[device], (size_t)cap * sizeof *nb);
+    if (nb) {
+      pool.free[device] = nb;
+      pool.cap[device] = cap;
+    }
+  }
+  if (pool.n[device] < pool.cap[device]) {
+    pool.free[device][pool.n[device]++] = (block){ptr, rounded};
+    pool.cached += rounded;
+    return;
+  }
+  int prev = -1;
+  cudaGetDevice(&prev);
+  cudaSetDevice(device);
+  cudaFree(ptr);
+  (void)cudaGetLastError();
+  if (prev >= 0) cudaSetDevice(prev);
+}
+
+/* ------------------------------------------------------------------ allocation */
+
 rn_status rn_cu_alloc(int device, size_t bytes, void **ptr) {
   *ptr = NULL;
   if (device < 0 || device >= RN_CUDA_MAX_DEVICES)
     return rn_error(RN_ERR_DEVICE, "cuda:%d: device index out of range", device);
   size_t rounded = round_size(bytes);
   pthread_mutex_lock(&pool.lock);
-  for (int i = pool.n[device] - 1; i >= 0; i--) {
+  rn_cu_graph_pool *cap = graphs.capture;
+  if (cap) *ptr = reuse_owned(cap, rounded, device);
+  for (int i = pool.n[device] - 1; i >= 0 && !*ptr; i--) {
     if (pool.free[device][i].bytes == rounded) {
       *ptr = pool.free[device][i].ptr;
       pool.free[device][i] = pool.free[device][--pool.n[device]];
       pool.cached -= rounded;
-      break;
+      if (cap && !find_owned(*ptr) && !add_owned(cap, *ptr, rounded, device)) { /* keep it out of the graph */
+        cache_block_locked(device, *ptr, rounded);
+        *ptr = NULL;
+        pthread_mutex_unlock(&pool.lock);
+        return rn_error(RN_ERR_OOM, "graph capture: out of host memory");
+      }
     }
   }
   pthread_mutex_unlock(&pool.lock);
   if (*ptr) return RN_OK;
   RN_TRY(rn_cu_check(cudaSetDevice(device), "cudaSetDevice"));
   cudaError_t e = cudaMalloc(ptr, rounded);
-  if (e == cudaErrorMemoryAllocation) { /* give the cache back to the driver and try once more */
+  if (e == cudaErrorMemoryAllocation && !cap) { /* give the cache back to the driver and try once more */
     (void)cudaGetLastError();
     rn_cu_release_cache(device);
     e = cudaMalloc(ptr, rounded);
@@ -92,6 +178,16 @@ rn_status rn_cu_alloc(int device, size_t bytes, void **ptr) {
                     rounded, device, cudaGetErrorString(e), free_b >> 20, total_b >> 20,
                     rn_allocated_bytes(RN_CUDA) >> 20);
   }
+  if (cap) {
+    pthread_mutex_lock(&pool.lock);
+    bool ok = add_owned(cap, *ptr, rounded, device);
+    pthread_mutex_unlock(&pool.lock);
+    if (!ok) {
+      cudaFree(*ptr);
+      *ptr = NULL;
+      return rn_error(RN_ERR_OOM, "graph capture: out of host memory");
+    }
+  }
   return RN_OK;
 }
 
@@ -99,28 +195,77 @@ void rn_cu_free(int device, void *ptr, size_t bytes) {
   if (!ptr) return;
   size_t rounded = round_size(bytes);
   pthread_mutex_lock(&pool.lock);
-  if (device >= 0 && device < RN_CUDA_MAX_DEVICES) {
-    if (pool.n[device] == pool.cap[device]) {
-      int cap = pool.cap[device] ? 2 * pool.cap[device] : 256;
-      block *nb = realloc(pool.free[device], (size_t)cap * sizeof *nb);
-      if (nb) {
-        pool.free[device] = nb;
-        pool.cap[device] = cap;
-      }
+  owned_block *o = graphs.n ? find_owned(ptr) : NULL;
+  if (o) {
+    o->in_use = false; /* the graph keeps it (reused within a capture, else until the graph goes) */
+    if (o->owner->orphaned) { /* the graph is gone: this was the last user */
+      rn_cu_graph_pool *p = o->owner;
+      *o = p->b[--p->n];
+      cache_block_locked(device, ptr, rounded);
     }
-    if (pool.n[device] < pool.cap[device]) {
-      pool.free[device][pool.n[device]++] = (block){ptr, rounded};
-      pool.cached += rounded;
-      ptr = NULL;
-    }
+  } else if (graphs.capture && device >= 0 && device < RN_CUDA_MAX_DEVICES) {
+    /* freed during a capture: the graph may already have been handed work on it, so the graph owns it */
+    if (!add_owned(graphs.capture, ptr, rounded, device)) cache_block_locked(device, ptr, rounded);
+    else graphs.capture->b[graphs.capture->n - 1].in_use = false;
+  } else if (device >= 0 && device < RN_CUDA_MAX_DEVICES) {
+    cache_block_locked(device, ptr, rounded);
   }
   pthread_mutex_unlock(&pool.lock);
-  if (ptr) { /* no room to remember it: hand it back now */
-    int prev = -1;
-    cudaGetDevice(&prev);
-    cudaSetDevice(device);
-    cudaFree(ptr);
-    (void)cudaGetLastError();
-    if (prev >= 0) cudaSetDevice(prev);
+}
+
+/* ------------------------------------------------------------------ capture pools */
+
+rn_status rn_cu_graph_pool_begin(rn_cu_graph_pool **out) {
+  *out = NULL;
+  rn_cu_graph_pool *p = calloc(1, sizeof *p);
+  if (!p) return rn_error(RN_ERR_OOM, "graph capture: out of host memory");
+  pthread_mutex_lock(&pool.lock);
+  rn_status st = RN_OK;
+  if (graphs.capture) {
+    st = rn_error(RN_ERR_ARG, "graph capture: another capture is in progress");
+  } else if (graphs.n == graphs.cap) {
+    int cap = graphs.cap ? 2 * graphs.cap : 8;
+    rn_cu_graph_pool **np = realloc(graphs.pools, (size_t)cap * sizeof *np);
+    if (np) { graphs.pools = np; graphs.cap = cap; } else st = rn_error(RN_ERR_OOM, "graph capture: out of host memory");
+  }
+  if (st == RN_OK) {
+    graphs.pools[graphs.n++] = p;
+    p->capturing = true;
+    graphs.capture = p;
+  }
+  pthread_mutex_unlock(&pool.lock);
+  if (st != RN_OK) free(p);
+  else *out = p;
+  return st;
+}
+
+void rn_cu_graph_pool_end_capture(rn_cu_graph_pool *p) {
+  pthread_mutex_lock(&pool.lock);
+  if (graphs.capture == p) graphs.capture = NULL;
+  p->capturing = false;
+  pthread_mutex_unlock(&pool.lock);
+}
+
+/* The graph is gone (its replays finished: the caller synchronised): idle blocks go back to the cache, blocks
+ * still held by tensors follow when those are freed. */
+void rn_cu_graph_pool_free(rn_cu_graph_pool *p) {
+  if (!p) return;
+  rn_cu_graph_pool_end_capture(p);
+  pthread_mutex_lock(&pool.lock);
+  for (int j = p->n - 1; j >= 0; j--)
+    if (!p->b[j].in_use) {
+      cache_block_locked(p->b[j].device, p->b[j].ptr, p->b[j].bytes);
+      p->b[j] = p->b[--p->n];
+    }
+  p->orphaned = true;
+  bool empty = p->n == 0;
+  if (empty) {
+    for (int i = 0; i < graphs.n; i++)
+      if (graphs.pools[i] == p) { graphs.pools[i] = graphs.pools[--graphs.n]; break; }
+  }
+  pthread_mutex_unlock(&pool.lock);
+  if (empty) {
+    free(p->b);
+    free(p);
   }
 }

@@ -94,6 +94,20 @@ rn_status rn_cuda_synchronize(int device) {
 void rn_cuda_empty_cache(void) {}
 size_t rn_cuda_cached_bytes(void) { return 0; }
 
+rn_status rn_cuda_graph_begin(int device) {
+  return rn_error(RN_ERR_DEVICE, "this build has no CUDA backend (device cuda:%d requested)", device);
+}
+rn_status rn_cuda_graph_end(int device, rn_cuda_graph **out) {
+  *out = NULL;
+  return rn_error(RN_ERR_DEVICE, "this build has no CUDA backend (device cuda:%d requested)", device);
+}
+rn_status rn_cuda_graph_replay(rn_cuda_graph *g) {
+  (void)g;
+  return rn_error(RN_ERR_DEVICE, "this build has no CUDA backend");
+}
+void rn_cuda_graph_free(rn_cuda_graph *g) { (void)g; }
+bool rn_cuda_capturing(void) { return false; }
+
 const rn_backend *rn_cuda_backend(int index) {
   rn_error(RN_ERR_DEVICE, "this build has no CUDA backend (device cuda:%d requested)", index);
   return NULL;

@@ -32,6 +32,19 @@ void rn_cuda_empty_cache(void);
 /* Bytes the caching allocator holds in free blocks (all devices). */
 size_t rn_cuda_cached_bytes(void);
 
+/* CUDA graphs: the work that one call queues on a device, recorded once and replayed with one launch, so a
+ * forward pass of hundreds of small kernels costs one launch of host time. Between begin and end nothing
+ * runs: every op is recorded (their outputs are allocated and stay the graph's). A replay re-runs the
+ * recorded work on the same addresses: copy new inputs into the tensors the capture read (copy_) and read
+ * the outputs it produced. Work that waits for the device (a copy to the host, an index check) cannot be
+ * recorded and fails the capture with an error naming the call. One capture at a time. */
+typedef struct rn_cuda_graph rn_cuda_graph;
+rn_status rn_cuda_graph_begin(int device);
+rn_status rn_cuda_graph_end(int device, rn_cuda_graph **out); /* also ends a failed capture (then an error) */
+rn_status rn_cuda_graph_replay(rn_cuda_graph *g);
+void rn_cuda_graph_free(rn_cuda_graph *g); /* waits for its replays */
+bool rn_cuda_capturing(void);              /* whether a capture is in progress (ops that must wait refuse) */
+
 /* The backend for cuda:<index> (registration in backend.c); NULL with an error when absent. */
 const rn_backend *rn_cuda_backend(int index);
 

@@ -67,6 +67,9 @@ static void cu_free(const rn_backend *be, int device, void *ptr, size_t bytes) {
 static rn_status cu_memcpy(const rn_backend *be, void *dst, rn_device dd, const void *src, rn_device sd, size_t n) {
   if (n == 0) return RN_OK;
   cudaStream_t s, s2;
+  if ((dd.type == RN_CPU || sd.type == RN_CPU) && rn_cuda_capturing())
+    return rn_error(RN_ERR_ARG, "a copy between host and device cannot be recorded in a CUDA graph (it waits for the "
+                    "device): make such tensors before the capture and read results after a replay");
   if (dd.type == RN_CUDA && sd.type == RN_CPU) {
     RN_TRY(rn_cu_enter(dd.index, &s));
     RN_TRY(rn_cu_check(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, s), "cudaMemcpyAsync (host to device)"));

@@ -46,6 +46,12 @@ rn_status rn_cu_alloc(int device, size_t bytes, void **ptr);
 void rn_cu_free(int device, void *ptr, size_t bytes);
 void rn_cu_release_cache(int device); /* -1: every device */
 size_t rn_cu_cached_bytes(void);
+/* The blocks a CUDA graph capture allocates or frees (see cuda_alloc.c): begin before the capture, end_capture
+ * after it, free once the graph is destroyed and its replays have finished. One capture at a time. */
+typedef struct rn_cu_graph_pool rn_cu_graph_pool;
+rn_status rn_cu_graph_pool_begin(rn_cu_graph_pool **out);
+void rn_cu_graph_pool_end_capture(rn_cu_graph_pool *p);
+void rn_cu_graph_pool_free(rn_cu_graph_pool *p);
 
 /* --- the kernel table: cuda_elementwise.c, cuda_kernels.c, cuda_blas.c, cuda_conv.c --- */
 rn_status rn_cu_fill(rn_tensor *t, double v);

@@ -13,6 +13,8 @@ struct rn_rrs {
   rn_rrs_config c;
   rn_device dev;
   rn_tensor *running_mean, *running_var; /* float32 [C], NULL until C is known */
+  rn_tensor *row_base;                    /* int64 [B,1] = b*C on dev, for the batch size last seen */
+  int64_t row_base_c;                     /* the C of row_base */
 };
 
 rn_rrs_config rn_rrs_config_default(void) {
@@ -131,6 +133,7 @@ void rn_rrs_free(rn_rrs *r) {
   if (!r) return;
   rn_tensor_release(r->running_mean);
   rn_tensor_release(r->running_var);
+  rn_tensor_release(r->row_base);
   free(r);
 }
 
@@ -172,6 +175,8 @@ rn_status rn_rrs_to_device(rn_rrs *r, rn_device dev) {
     r->running_mean = m;
     r->running_var = v;
   }
+  rn_tensor_release(r->row_base); /* remade on the new device when needed */
+  r->row_base = NULL;
   r->dev = dev;
   return RN_OK;
 }
@@ -238,23 +243,27 @@ static rn_status rank(rn_tensor **idx, rn_tensor *xc, rn_tensor *mean_row, rn_te
   return st;
 }
 
-/* idx [B,K] (channel ids) -> a 1-d int64 tensor of rows b*C + idx[b,j] of R viewed as [B*C, H, W], on dev. */
-static rn_status flat_rows(rn_tensor **out, rn_tensor *idx, int64_t C, rn_device dev) {
-  rn_tensor *h = NULL, *hc = NULL, *flat = NULL;
-  RN_TRY(rn_to_device(&h, idx, rn_cpu()));
-  rn_status st = rn_contig_nograd(&hc, h);
-  int64_t B = idx->shape[0], K = idx->shape[1], n = B * K;
-  if (st == RN_OK) st = rn_tensor_empty(&flat, 1, &n, RN_I64, rn_cpu());
-  if (st == RN_OK) {
-    const int64_t *src = (const int64_t *)rn_tensor_data(hc);
-    int64_t *dst = (int64_t *)rn_tensor_data(flat);
-    for (int64_t b = 0; b < B; b++)
-      for (int64_t j = 0; j < K; j++) dst[b * K + j] = b * C + src[b * K + j];
+/* idx [B,K] (channel ids, on the residual's device) -> a 1-d int64 tensor of rows b*C + idx[b,j] of R viewed
+ * as [B*C, H, W]. Computed on the device from a cached [B,1] column of b*C, so a forward waits for no copy
+ * (and can be recorded in a CUDA graph once the batch size has been seen). */
+static rn_status flat_rows(rn_rrs *r, rn_tensor **out, rn_tensor *idx, int64_t C, rn_device dev) {
+  int64_t B = idx->shape[0], n = B * idx->shape[1];
+  if (!r->row_base || r->row_base->shape[0] != B || r->row_base_c != C ||
+      !rn_device_eq(rn_tensor_device(r->row_base), dev)) {
+    rn_tensor *col = NULL, *base = NULL;
+    int64_t shape[2] = {B, 1};
+    RN_TRY(rn_arange(&col, 0, (double)(B * C), (double)C, RN_I64, dev));
+    rn_status st = rn_reshape(&base, col, 2, shape);
+    rn_tensor_release(col);
+    RN_TRY(st);
+    rn_tensor_release(r->row_base);
+    r->row_base = base;
+    r->row_base_c = C;
   }
-  if (st == RN_OK) st = rn_to_device(out, flat, dev);
-  rn_tensor_release(h);
-  rn_tensor_release(hc);
-  rn_tensor_release(flat);
+  rn_tensor *sum = NULL;
+  RN_TRY(rn_add(&sum, idx, r->row_base));
+  rn_status st = rn_reshape(out, sum, 1, &n);
+  rn_tensor_release(sum);
   return st;
 }
 
@@ -313,13 +322,13 @@ rn_status rn_rrs_forward(rn_tensor **out, rn_tensor **indices, rn_rrs *r, rn_ten
   rn_nograd_scope ng = rn_nograd_begin();
   rn_tensor *idx = NULL, *rows = NULL;
   rn_status st = select_channels(r, residual, training, km, ka, &idx);
-  if (st == RN_OK) st = flat_rows(&rows, idx, C, rn_tensor_device(residual));
+  if (st == RN_OK) st = flat_rows(r, &rows, idx, C, rn_tensor_device(residual));
   rn_nograd_end(ng);
 
   rn_tensor *flat = NULL, *sel = NULL;
   int64_t fshape[3] = {B * C, H, W}, oshape[4] = {B, km + ka, H, W};
   if (st == RN_OK) st = rn_reshape(&flat, residual, 3, fshape);
-  if (st == RN_OK) st = rn_index_select(&sel, flat, 0, rows);
+  if (st == RN_OK) st = rn_index_select_trusted(&sel, flat, 0, rows); /* rows from top-k: in range */
   if (st == RN_OK) st = rn_reshape(out, sel, 4, oshape);
   rn_tensor_release(flat);
   rn_tensor_release(sel);

@@ -126,7 +126,8 @@ function AFS:select(extract, synth, ds, opts)
   return losses
 end
 
---- feats (list of [B,C_l,h,w]) -> list of [B,k_l,h,w]
+--- feats (list of [B,C_l,h,w]) -> list of [B,k_l,h,w]. With self.frozen (see freeze) the selections come from
+-- those validated channel indices, which need no check (and no wait for the device) per call.
 function AFS:forward(feats)
   local out = {}
   for l, f in ipairs(feats) do
@@ -134,11 +135,24 @@ function AFS:forward(feats)
       out[l] = f
     elseif self.method == "rlpr" then
       out[l] = core.conv2d(f, self["proj" .. l])
+    elseif self.frozen then
+      out[l] = core.select_channels(f, self.frozen[l])
     else
       out[l] = core.index_select(f, 2, self["index" .. l] + 1)
     end
   end
   return out
+end
+
+--- The current selections as validated channel indices on the buffers' device ({[l] = core.channel_index});
+-- assign them to self.frozen to use them in forward (a CUDA graph capture does: it cannot record the checks),
+-- and clear self.frozen again: they do not follow later changes of the index buffers.
+function AFS:freeze()
+  local idx = {}
+  for l, c in ipairs(self.channels) do
+    if self:reduces(l) and self.method ~= "rlpr" then idx[l] = core.channel_index(self["index" .. l] + 1, c) end
+  end
+  return idx
 end
 
 function AFS:extra_repr()

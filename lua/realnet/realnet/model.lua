@@ -10,6 +10,7 @@ local config = require "realnet.realnet.config"
 local afs = require "realnet.realnet.afs"
 local unet = require "realnet.realnet.unet"
 local disc = require "realnet.realnet.disc"
+local device = require "realnet.device"
 
 local M = {}
 
@@ -195,7 +196,7 @@ function Model:head(blocks, training)
     residual[b] = e
   end
   local R = #residual == 1 and residual[1] or core.cat(residual, 2)
-  local S = self.selector:forward(R, {training = training})
+  local S = self.selector:forward(R, {training = training, indices = false})
   local S_ = self.cfg.image_size
   return self.disc(S, S_, S_), recon
 end
@@ -217,6 +218,33 @@ function Model:forward(x)
   self:train(prev)
   if not ok then error(maps, 0) end
   return maps, scores
+end
+
+--- A CUDA graph of forward for images shaped like x (float32 [B,3,S,S] on the model's CUDA device): returns a
+-- runner with runner:run([images]) -> maps, scores and runner:free(). One eager forward first picks the cuDNN
+-- algorithms and sizes the buffers; the capture then records the whole forward, which each run replays with
+-- one launch, so its hundreds of small kernels cost host time once instead of per call. run copies images
+-- (any device, x's shape) into the captured input and returns device tensors that the next run overwrites.
+-- Weights updated in place are seen by later runs; a new AFS selection or a move needs a new graph.
+function Model:graph(x)
+  self:check_images(x, "images")
+  local dev = x:device()
+  if not dev:match("^cuda") then error("realnet: a CUDA graph needs the model and the images on a CUDA device", 2) end
+  local input = x:clone()
+  self:forward(input) -- warm-up: cuDNN's choices, RRS's row offsets, the allocator's blocks
+  local frozen = self.afs:freeze()
+  self.afs.frozen = frozen
+  local ok, g, maps, scores = pcall(device.capture, function() return self:forward(input) end, dev)
+  self.afs.frozen = nil
+  if not ok then error("realnet: CUDA graph capture failed: " .. tostring(g), 2) end
+  local runner = {graph = g, input = input, maps = maps, scores = scores, frozen = frozen}
+  function runner:run(images)
+    if images ~= nil then self.input:copy_(images) end
+    self.graph:replay()
+    return self.maps, self.scores
+  end
+  function runner:free() self.graph:free() end
+  return runner
 end
 
 local function finite(v) return v == v and v ~= math.huge and v ~= -math.huge end
