@@ -55,10 +55,17 @@ function M.file_attrs(path)
   return attrs
 end
 
---- open(run directory | model file [, opts{device}]) -> predictor {method, image_size, threshold, attrs, path,
--- model, device}. The network runs on opts.device (default cpu); predict_batch returns host tensors.
+--- open(run directory | model file [, opts{device, tf32, graph}]) -> predictor {method, image_size, threshold,
+-- attrs, path, model, device}. The network runs on opts.device (default cpu); predict_batch returns host
+-- tensors. On a CUDA device, tf32 switches TF32 math on and graph replays a CUDA graph of the RealNet forward
+-- recorded per batch size (PatchCore ignores it).
 function M.open(path, opts)
-  local dev = device.resolve(opts and opts.device) -- before reading the model: an unusable device fails first
+  opts = opts or {}
+  local dev = device.resolve(opts.device) -- before reading the model: an unusable device fails first
+  if (opts.tf32 or opts.graph) and not dev:match("^cuda") then
+    error(("predictor: %s needs a CUDA device (--device cuda)"):format(opts.tf32 and "tf32" or "a CUDA graph"), 0)
+  end
+  if opts.tf32 then core.cuda.set_tf32(true) end
   local file = M.model_path(path)
   local attrs = M.file_attrs(file)
   local self = setmetatable({path = file, attrs = attrs}, P)
@@ -84,6 +91,7 @@ function M.open(path, opts)
   if not self.image_size then error(("predictor: %s does not record its image size"):format(file), 0) end
   self.threshold = tonumber(attrs.threshold)
   self.device = dev
+  self.graphs = opts.graph and self.method == "realnet" and {} or nil -- batch size -> runner
   return self
 end
 
@@ -101,7 +109,12 @@ function P:predict_batch(x)
   if s[3] ~= S or s[4] ~= S then
     error(("predictor: images are %dx%d; the model was trained at %dx%d"):format(s[3], s[4], S, S), 2)
   end
-  if self.method == "realnet" then
+  if self.method == "realnet" and self.graphs then
+    local B = s[1]
+    if not self.graphs[B] then self.graphs[B] = self.model:graph(device.to(x, self.device)) end
+    local maps, scores = self.graphs[B]:run(x) -- device tensors the next run overwrites: copy them out
+    return device.host(maps), device.host(scores)
+  elseif self.method == "realnet" then
     local maps, scores = self.model:forward(device.to(x, self.device))
     return device.host(maps), device.host(scores)
   end

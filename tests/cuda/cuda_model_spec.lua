@@ -155,6 +155,7 @@ describe("the commands with --device cuda", function()
         .. "--model.model_channels=16 --model.attention_resolutions=4",
       "sdas sample run_s --n 2 --steps 4 --batch 2 --out samples",
     }
+    if DEV ~= "cpu" then steps[#steps + 1] = "predict run_t demo/demo_surface/test --cuda-graph --tf32" end
     for _, cmd in ipairs(steps) do
       local rc, out = sh(cmd .. " --device " .. DEV)
       assert.equal(0, rc, cmd .. "\n" .. out)

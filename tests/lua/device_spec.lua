@@ -104,6 +104,14 @@ describe("--device on the commands", function()
     end)
   end
 
+  it("predict refuses --tf32 and --cuda-graph without a CUDA device, before reading the model", function()
+    for _, flag in ipairs{"--tf32", "--cuda-graph"} do
+      local rc, out = sh("predict nonexistent_run demo " .. flag)
+      assert.equal(1, rc, out)
+      assert.matches("needs a CUDA device", out, 1, true)
+    end
+  end)
+
   it("train records the device in the config and rejects a malformed one as a usage error", function()
     local rc, out = sh("train --data demo --category demo_surface --device cpu --print-config")
     assert.equal(0, rc, out)
