@@ -2,7 +2,7 @@
 --
 --   realnet sdas train --data DIR --category NAME|all [--preset cpu|paper] [--steps N] [--init FILE] [--out RUNDIR]
 --                      [--resume] [--section.key=value ...]
---   realnet sdas sample RUNDIR --n N --strength S|A,B [--per-image] [--method ancestral|ddim]
+--   realnet sdas sample RUNDIR --n N --strength S|A,B [--per-image] [--method ancestral|ddim] [--devices 0,1]
 --                      [--sigma beta|beta_tilde|learned] [--steps K] [--seed N] --out DIR
 --
 -- The logic is in lua/realnet/sdas/train.lua and sample.lua. Exit status: 0 done, 1 an error (unreadable data,
@@ -87,6 +87,10 @@ local SAMPLE = {
     {"--no-grid", type = "flag", help = "skip OUT/grid.png"},
     {"--out", type = "path", metavar = "DIR", required = true, help = "output folder"},
     {"--device", metavar = "cpu|cuda[:N]", help = "where the sampler runs (cpu); PNGs are written on the host"},
+    {"--devices", metavar = "LIST", help = "split the batches over devices, one process each: 0,1 = cuda:0,cuda:1 " ..
+     "(any device names work, e.g. cpu,cpu); the files are those one process would write"},
+    {"--shard", metavar = "I/N", help = "write only batches k with (k-1) mod N = I and OUT/index.shardI.jsonl " ..
+     "(what --devices runs in each process)"},
   },
   epilog = "use the folder as SIA source: realnet train ... --synth sia --sia DIR\n" ..
            "exit status: 0 done, 1 error, 2 usage error (e.g. a negative strength)",
@@ -149,6 +153,67 @@ local function cmd_train(args)
   if not ok then fail("sdas train", err) end
 end
 
+-- --devices: one `realnet sdas sample ... --device D --shard I/N --no-grid` process per device, all at once (a
+-- process drives one GPU best: sampling waits on its device every step), then the shards' index lines joined in
+-- one run's order and the grid drawn on the first device.
+local function sample_on_devices(args, opts, list)
+  local device = require "realnet.device"
+  local sample = require "realnet.sdas.sample"
+  local rundir = require "realnet.rundir"
+  local devs = {}
+  for name in list:gmatch("[^,]+") do
+    name = name:match("^%s*(.-)%s*$")
+    if name:match("^%d+$") then name = "cuda:" .. name end
+    devs[#devs + 1] = device.resolve(name) -- every device is checked before any work
+  end
+  if #devs == 0 then error("--devices needs a list of devices, e.g. 0,1", 0) end
+  local child, i = {}, 1
+  while i <= #args do -- our arguments, less --devices
+    if args[i] == "--devices" then i = i + 1 elseif not args[i]:match("^%-%-devices=") then child[#child + 1] = args[i] end
+    i = i + 1
+  end
+  rundir.mkdir(opts.out)
+  local function q(x) return "'" .. tostring(x):gsub("'", "'\\''") .. "'" end
+  local jobs = {}
+  for k, dev in ipairs(devs) do
+    local parts = {q(arg[-1]), "sdas", "sample"}
+    for _, a in ipairs(child) do parts[#parts + 1] = q(a) end
+    for _, a in ipairs{"--no-grid", "--device", dev, "--shard", ("%d/%d"):format(k - 1, #devs)} do
+      parts[#parts + 1] = q(a)
+    end
+    local log = ("%s/shard%d"):format(opts.out, k - 1)
+    jobs[k] = ("( %s > %s 2>&1; echo $? > %s ) &"):format(table.concat(parts, " "), q(log .. ".log"), q(log .. ".rc"))
+  end
+  print(("sampling on %d devices (%s), one process each; logs in %s/shard*.log"):format(#devs,
+    table.concat(devs, ", "), opts.out))
+  os.execute(table.concat(jobs, " ") .. " wait")
+  for k, dev in ipairs(devs) do
+    local base = ("%s/shard%d"):format(opts.out, k - 1)
+    local f = io.open(base .. ".rc", "rb")
+    local rc = f and f:read("l") or "?"
+    if f then f:close() end
+    if rc ~= "0" then
+      local lf = io.open(base .. ".log", "rb")
+      local log = lf and lf:read("a") or ""
+      if lf then lf:close() end
+      error(("the process on %s failed (exit %s); %s.log ends:\n%s"):format(dev, rc, base, log:sub(-1500)), 0)
+    end
+  end
+  local count = sample.merge_shards(opts.out, #devs)
+  for k = 1, #devs do
+    os.remove(("%s/shard%d.rc"):format(opts.out, k - 1))
+    os.remove(("%s/shard%d.log"):format(opts.out, k - 1))
+  end
+  local gpath
+  if opts.grid then
+    local g = {}
+    for key, v in pairs(opts) do g[key] = v end
+    g.device, g.grid_only = devs[1], true
+    gpath = sample.run(g).grid
+  end
+  return {count = count, devices = #devs, index = opts.out .. "/index.jsonl", grid = gpath}
+end
+
 local function cmd_sample(args)
   local o = cli.parse(args, SAMPLE)
   local sample = require "realnet.sdas.sample"
@@ -158,9 +223,23 @@ local function cmd_sample(args)
     io.stderr:write(("realnet sdas sample: note: s = %g is strong for DDIM (suggested 0.01-0.03); the ancestral "
       .. "sampler takes 0.1-0.2\n"):format(s[#s]))
   end
-  local ok, res = pcall(sample.run, {rundir = o.rundir, n = o.n, strength = #s == 1 and s[1] or s,
+  local opts = {rundir = o.rundir, n = o.n, strength = #s == 1 and s[1] or s,
     per_image = o.per_image, method = o.method, sigma = o.sigma, eta = o.eta, steps = o.steps, seed = o.seed,
-    batch = o.batch, class = o.class, weights = o.weights, grid = not o.no_grid, out = o.out, device = o.device})
+    batch = o.batch, class = o.class, weights = o.weights, grid = not o.no_grid, out = o.out, device = o.device}
+  if o.shard then
+    local i, n = o.shard:match("^(%d+)/(%d+)$")
+    if not i then cli.usage_error(SAMPLE, "--shard must be I/N, e.g. 0/2") end
+    opts.shard = {math.tointeger(tonumber(i)), math.tointeger(tonumber(n))}
+  end
+  if o.devices then
+    if o.device or o.shard then cli.usage_error(SAMPLE, "--devices replaces --device and --shard") end
+    local ok, res = pcall(sample_on_devices, args, opts, o.devices)
+    if not ok then fail("sdas sample", res) end
+    print(("wrote %d images on %d devices, %s%s"):format(res.count, res.devices, res.index,
+      res.grid and (" and " .. res.grid) or ""))
+    return
+  end
+  local ok, res = pcall(sample.run, opts)
   if not ok then fail("sdas sample", res) end
   print(("wrote %d images, %s%s"):format(#res.files, res.index, res.grid and (" and " .. res.grid) or ""))
 end

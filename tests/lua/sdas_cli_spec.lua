@@ -136,6 +136,30 @@ describe("realnet sdas sample", function()
     assert.matches("strength must be >= 0", H.err(sample.run, {rundir = full, n = 1, strength = -1, out = dir .. "/y"}))
   end)
 
+  it("splits the batches over --devices, one process each, and writes what one process writes", function()
+    local full, one, two = dir .. "/full", dir .. "/dev_one", dir .. "/dev_two"
+    local common = " --n 5 --batch 2 --strength 0.1,0.3 --steps 3 --seed 3 --out "
+    local _, err, code = run("sdas sample " .. q(full) .. common .. q(one))
+    assert.are.equal(0, code, err)
+    local out
+    out, err, code = run("sdas sample " .. q(full) .. common .. q(two) .. " --devices cpu,cpu")
+    assert.are.equal(0, code, err)
+    assert.matches("wrote 5 images on 2 devices", out)
+    assert.are.equal(H.slurp(one .. "/index.jsonl"), H.slurp(two .. "/index.jsonl"))
+    for i = 0, 4 do
+      local f = ("/aa/%06d.png"):format(i)
+      assert.are.equal(H.slurp(one .. f), H.slurp(two .. f), f)
+    end
+    assert.are.equal(H.slurp(one .. "/grid.png"), H.slurp(two .. "/grid.png"))
+    assert.is_nil(rn.file_type(two .. "/index.shard0.jsonl")) -- shards joined and removed
+    _, err, code = run("sdas sample " .. q(full) .. " --n 2 --out " .. q(dir .. "/z") .. " --devices cpu --device cpu")
+    assert.are.equal(2, code)
+    assert.matches("--devices replaces --device", err, 1, true)
+    _, err, code = run("sdas sample " .. q(full) .. " --n 2 --out " .. q(dir .. "/z") .. " --devices cpu,tpu")
+    assert.are.equal(1, code)
+    assert.matches("device tpu is not usable", err, 1, true)
+  end)
+
   it("trains one class-conditional model on every category and samples each class into its folder", function()
     local uni, sia = dir .. "/uni", dir .. "/sia_uni"
     local out, err, code = run("sdas train --data " .. q(data) .. " --category all --steps 1 " .. TINY ..

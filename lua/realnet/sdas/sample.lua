@@ -85,9 +85,32 @@ function M.grid_strengths(lo, hi)
   return list
 end
 
+-- OUT/grid.png: one row per strength of grid_strengths(lo, hi), the same noise (seed) in every row, columns
+-- cycling over the classes of todo.
+local function write_grid(o, net, d, dev, todo, lo, hi, S)
+  local cols = math.min(o.grid_n or 8, math.max(o.n, 1))
+  local ys = nil
+  if net.num_classes ~= nil then
+    local list = {}
+    for i = 1, cols do list[i] = todo[(i - 1) % #todo + 1].id end
+    ys = core.tensor(list):long()
+  end
+  local rows = {}
+  for r, sv in ipairs(o.grid_strengths or M.grid_strengths(lo, hi)) do
+    rows[r] = core.no_grad(function()
+      return device.host(sdas.sampler(net, {diffusion = d, strength = sv, method = o.method, sigma = o.sigma,
+        eta = o.eta, seed = o.seed or 0, device = dev}):sample(cols, {3, S, S}, {y = device.to(ys, dev)}))
+    end)
+  end
+  return grid.write(o.out .. "/grid.png", rows)
+end
+
 --- run(o{rundir, n (per class), strength = s | {a, b}, per_image, method, sigma, eta, steps = 20, seed = 0,
 -- out, batch = 8, class (name; default every class of the run), weights = "ema", grid = true, grid_n = 8,
--- quiet}) -> {out, files, index, grid}
+-- quiet, device, shard = {i, count}, grid_only}) -> {out, files, index, grid}
+-- shard {i, count} (i = 0..count-1) makes only the batches k with (k - 1) % count == i, with the file names and
+-- seeds they have in a whole run, and writes their index lines to OUT/index.shard<i>.jsonl (no grid): count
+-- processes, one per device, together write what one run writes (merge_shards joins the index).
 function M.run(o)
   local lo, hi = M.check_strength(o.strength or 0)
   if math.type(o.n) ~= "integer" or o.n < 1 then error("n must be a positive integer", 0) end
@@ -96,6 +119,13 @@ function M.run(o)
   local batch = o.batch or 8
   local seed = o.seed or 0
   local dev = device.resolve(o.device) -- before any work: no CUDA build / no GPU fails here
+  local shard, shards = 0, 1
+  if o.shard then
+    shard, shards = o.shard[1], o.shard[2]
+    if math.type(shards) ~= "integer" or shards < 1 or math.type(shard) ~= "integer" or shard < 0 or shard >= shards then
+      error(("shard must be i/N with 0 <= i < N, got %s/%s"):format(tostring(shard), tostring(shards)), 0)
+    end
+  end
   local run = M.load_run(o.rundir, {weights = o.weights})
   local net, S = run.net:to(dev), run.image_size
   local cond = net.num_classes ~= nil
@@ -111,12 +141,16 @@ function M.run(o)
   local d = sdas.diffusion{steps = run.cfg.diffusion.steps, schedule = run.cfg.diffusion.schedule,
                            respace = "ddim" .. steps, learn_sigma = true}
   rundir.mkdir(o.out)
+  if o.grid_only then -- the grid of a run sampled in shards (sdas sample --devices)
+    return {out = o.out, files = {}, grid = write_grid(o, net, d, dev, todo, lo, hi, S), weights = run.weights}
+  end
   local strength = lo == hi and lo or {lo, hi}
   local function sampler(k)
     return sdas.sampler(net, {diffusion = d, strength = strength, per_image = o.per_image, method = o.method,
                               sigma = o.sigma, eta = o.eta, seed = seed + k - 1, device = dev})
   end
-  local tmp = o.out .. "/index.jsonl.partial"
+  local index = o.shard and ("%s/index.shard%d.jsonl"):format(o.out, shard) or o.out .. "/index.jsonl"
+  local tmp = index .. ".partial" -- per shard: shards of one folder run at once
   local idx = assert(io.open(tmp, "wb"))
   local bar = not o.quiet and require("realnet.progress").new{total = o.n * #todo, label = "sample", unit = "img"}
     or nil
@@ -127,6 +161,10 @@ function M.run(o)
     while made < o.n do
       local b = math.min(batch, o.n - made)
       k = k + 1
+      if (k - 1) % shards ~= shard then -- another shard's batch
+        made, done = made + b, done + b
+        goto next_batch
+      end
       local x, s = core.no_grad(function()
         local y = cond and core.full({b}, cls.id, {dtype = "int64"}) or nil
         return sampler(k):sample(b, {3, S, S}, {y = device.to(y, dev)})
@@ -142,31 +180,43 @@ function M.run(o)
       idx:flush()
       made, done = made + b, done + b
       if bar then bar:update(done, nil, b) end
+      ::next_batch::
     end
   end
   idx:close()
-  local ok, err = os.rename(tmp, o.out .. "/index.jsonl")
-  if not ok then error("cannot write " .. o.out .. "/index.jsonl: " .. tostring(err), 0) end
+  local ok, err = os.rename(tmp, index)
+  if not ok then error("cannot write " .. index .. ": " .. tostring(err), 0) end
   if bar then bar:finish() end
   local gpath
-  if o.grid ~= false then
-    local cols = math.min(o.grid_n or 8, math.max(o.n, 1))
-    local ys = nil
-    if cond then
-      local list = {}
-      for i = 1, cols do list[i] = todo[(i - 1) % #todo + 1].id end
-      ys = core.tensor(list):long()
+  if o.grid ~= false and not o.shard then gpath = write_grid(o, net, d, dev, todo, lo, hi, S) end
+  return {out = o.out, files = files, index = index, grid = gpath, weights = run.weights}
+end
+
+--- merge_shards(out, count) -> lines: joins OUT/index.shard0..count-1.jsonl into OUT/index.jsonl (atomically) in
+-- the order one run writes - by batch (its seed, seed + k - 1) and position in it - and removes them.
+function M.merge_shards(out, count)
+  local entries = {}
+  for i = 0, count - 1 do
+    local path = ("%s/index.shard%d.jsonl"):format(out, i)
+    local f = io.open(path, "rb")
+    if not f then error(("shard %d wrote no index (%s)"):format(i, path), 0) end
+    for line in f:lines() do
+      if line ~= "" then
+        local e = json.decode(line)
+        entries[#entries + 1] = {seed = e.seed, position = e.position, line = line}
+      end
     end
-    local rows = {}
-    for r, sv in ipairs(o.grid_strengths or M.grid_strengths(lo, hi)) do
-      rows[r] = core.no_grad(function()
-        return device.host(sdas.sampler(net, {diffusion = d, strength = sv, method = o.method, sigma = o.sigma,
-          eta = o.eta, seed = seed, device = dev}):sample(cols, {3, S, S}, {y = device.to(ys, dev)}))
-      end)
-    end
-    gpath = grid.write(o.out .. "/grid.png", rows)
+    f:close()
   end
-  return {out = o.out, files = files, index = o.out .. "/index.jsonl", grid = gpath, weights = run.weights}
+  table.sort(entries, function(a, b)
+    if a.seed ~= b.seed then return a.seed < b.seed end
+    return a.position < b.position
+  end)
+  local lines = {}
+  for i, e in ipairs(entries) do lines[i] = e.line end
+  rundir.write_atomic(out .. "/index.jsonl", table.concat(lines, "\n") .. (#lines > 0 and "\n" or ""))
+  for i = 0, count - 1 do os.remove(("%s/index.shard%d.jsonl"):format(out, i)) end
+  return #lines
 end
 
 return M
