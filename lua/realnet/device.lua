@@ -24,20 +24,7 @@ function M.to(t, dev)
 end
 
 --- t on the host.
-function M.host(t) --- capture(fn, dev) -> graph, fn's results: runs fn with dev's work recorded into a CUDA graph (core.cuda
--- graph_begin / graph_end) instead of executed. graph:replay() runs the recorded work again on the same
--- tensors: refill the inputs fn read (copy_) before a replay and read the results fn returned after it. An
--- error in fn ends the capture and is raised as fn's error.
-function M.capture(fn, dev)
-  core.cuda.graph_begin(dev)
-  local res = table.pack(pcall(fn))
-  local ok, graph = pcall(core.cuda.graph_end, dev)
-  if not res[1] then error(res[2], 0) end
-  if not ok then error(graph, 0) end
-  return graph, table.unpack(res, 2, res.n)
-end
-
-return M.to(t, "cpu") end
+function M.host(t) return M.to(t, "cpu") end
 
 --- A RealNet model (its frozen backbone and its trainable parts) moved to dev; call before the optimiser.
 function M.model(model, dev)
