@@ -11,7 +11,7 @@
 typedef struct {
   rn_rng rng;
   size_t gc_mark, gc_live; /* tensor bytes allocated at the last full collection (or lower since), and live then */
-  long gc_full, gc_steps; /* collections the nudge asked for (steps: none since full collections pace it) */
+  long gc_full;            /* full collections the nudge asked for */
   double gc_seconds;      /* time spent in them */
 } rn_lua_state;
 rn_lua_state *rn_lua_state_of(lua_State *L);

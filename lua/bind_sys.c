@@ -74,15 +74,13 @@ static int y_now(lua_State *L) {
   return 1;
 }
 
-/* gc_stats() -> {full, steps, seconds}: the collections that tensor allocations triggered (rn_lua_gc_nudge: Lua
+/* gc_stats() -> {full, seconds}: the collections that tensor allocations triggered (rn_lua_gc_nudge: Lua
  * does not see tensor bytes, so the binding steps the collector itself) and the time they took */
 static int y_gc_stats(lua_State *L) {
   rn_lua_state *s = rn_lua_state_of(L);
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 2);
   lua_pushinteger(L, s->gc_full);
   lua_setfield(L, -2, "full");
-  lua_pushinteger(L, s->gc_steps);
-  lua_setfield(L, -2, "steps");
   lua_pushnumber(L, s->gc_seconds);
   lua_setfield(L, -2, "seconds");
   return 1;

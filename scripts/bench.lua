@@ -8,17 +8,26 @@ local function usage(msg)
   os.exit(msg and 1 or 0)
 end
 
-local function parse(args)
-  local opts = {batch = 8, res = 256, quick = false}
+-- Options of a bench subcommand into o (which holds the defaults): spec.flags (set true), spec.values (take the
+-- next argument), spec.ints / spec.nums (positive integers / numbers >= 0). usage(msg) reports errors.
+local function parse_options(args, o, spec, usage)
+  local kind = {}
+  for _, group in ipairs{"flags", "values", "ints", "nums"} do
+    for _, name in ipairs(spec[group] or {}) do kind["--" .. name] = group end
+  end
   local i = 2
   while i <= #args do
-    local a = args[i]
-    if a == "--quick" then
-      opts.quick = true
-    elseif a == "--batch" or a == "--res" then
-      local v = math.tointeger(tonumber(args[i + 1]))
-      if not v or v < 1 then usage(a .. " needs a positive integer") end
-      opts[a:sub(3)] = v
+    local a, k = args[i], kind[args[i]]
+    if k == "flags" then
+      o[a:sub(3)] = true
+    elseif k == "values" then
+      o[a:sub(3)] = args[i + 1] or usage(a .. " needs a value")
+      i = i + 1
+    elseif k then
+      local v = tonumber(args[i + 1])
+      if k == "ints" then v = math.tointeger(v) end
+      if not v or v < (k == "nums" and 0 or 1) then usage(a .. " needs a positive number") end
+      o[a:sub(3)] = v
       i = i + 1
     elseif a == "-h" or a == "--help" then
       usage()
@@ -27,7 +36,11 @@ local function parse(args)
     end
     i = i + 1
   end
-  return opts
+  return o
+end
+
+local function parse(args)
+  return parse_options(args, {batch = 8, res = 256, quick = false}, {flags = {"quick"}, ints = {"batch", "res"}}, usage)
 end
 
 local function bench_conv(opts)
@@ -59,29 +72,9 @@ local function backbone_usage(msg)
 end
 
 local function parse_backbone(args)
-  local o = {arch = "wide_resnet50_2", batch = 8, res = 256, seconds = 5, peer = false}
-  local i = 2
-  while i <= #args do
-    local a = args[i]
-    if a == "--peer" then
-      o.peer = true
-    elseif a == "--arch" then
-      o.arch = args[i + 1] or backbone_usage("--arch needs a name")
-      i = i + 1
-    elseif a == "--batch" or a == "--res" or a == "--threads" or a == "--seconds" then
-      local v = tonumber(args[i + 1])
-      if a ~= "--seconds" then v = math.tointeger(v) end
-      if not v or v < (a == "--seconds" and 0 or 1) then backbone_usage(a .. " needs a positive number") end
-      o[a:sub(3)] = v
-      i = i + 1
-    elseif a == "-h" or a == "--help" then
-      backbone_usage()
-    else
-      backbone_usage("unknown option " .. a)
-    end
-    i = i + 1
-  end
-  return o
+  return parse_options(args, {arch = "wide_resnet50_2", batch = 8, res = 256, seconds = 5, peer = false},
+                       {flags = {"peer"}, values = {"arch"}, ints = {"batch", "res", "threads"}, nums = {"seconds"}},
+                       backbone_usage)
 end
 
 -- The peer script: $REALNET_SHARED/bench/torch_peer.py, else ../shared beside the source tree.
@@ -328,28 +321,9 @@ local function realnet_usage(msg)
 end
 
 local function parse_realnet(args)
-  local o = {preset = "paper", batch = 32, seconds = 5, tf32 = false, profile = false, graph = false}
-  local i = 2
-  while i <= #args do
-    local a = args[i]
-    if a == "--tf32" or a == "--profile" or a == "--graph" then
-      o[a:sub(3)] = true
-    elseif a == "--preset" or a == "--device" then
-      o[a:sub(3)] = args[i + 1] or realnet_usage(a .. " needs a value")
-      i = i + 1
-    elseif a == "--batch" or a == "--res" or a == "--threads" or a == "--seconds" then
-      local v = tonumber(args[i + 1])
-      if a ~= "--seconds" then v = math.tointeger(v) end
-      if not v or v < (a == "--seconds" and 0 or 1) then realnet_usage(a .. " needs a positive number") end
-      o[a:sub(3)] = v
-      i = i + 1
-    elseif a == "-h" or a == "--help" then
-      realnet_usage()
-    else
-      realnet_usage("unknown option " .. a)
-    end
-    i = i + 1
-  end
+  local o = parse_options(args, {preset = "paper", batch = 32, seconds = 5, tf32 = false, profile = false, graph = false},
+                          {flags = {"tf32", "profile", "graph"}, values = {"preset", "device"},
+                           ints = {"batch", "res", "threads"}, nums = {"seconds"}}, realnet_usage)
   if o.device == nil then o.device = rn.cuda.available() and "cuda" or "cpu" end
   return o
 end
@@ -391,8 +365,8 @@ local function bench_realnet(o)
   until n >= 3 and rn.now() - t0 >= o.seconds
   local dt = (rn.now() - t0) / n
   local gc1 = rn.gc_stats()
-  print(("garbage collection per batch: %.1f full, %.1f steps, %.2f ms"):format((gc1.full - gc0.full) / n,
-    (gc1.steps - gc0.steps) / n, (gc1.seconds - gc0.seconds) / n * 1e3))
+  print(("garbage collection per batch: %.1f full collections, %.2f ms"):format((gc1.full - gc0.full) / n,
+    (gc1.seconds - gc0.seconds) / n * 1e3))
   local where = on_gpu and ("%s (%s)"):format(dev, rn.cuda.device_name(dev)) or
     ("cpu (%d threads)"):format(rn.get_num_threads())
   -- where the time goes: the backbone alone, backbone + AFS + alignment, and the whole forward, each waited for

@@ -5,6 +5,7 @@
 -- tolerances are those of a different summation order: 1e-3 relative on maps, losses and weights.
 local rn = require "realnet"
 local device = require "realnet.device"
+local H = require "rnhelp"
 
 local BIN = os.getenv("REALNET_BIN") or "realnet"
 -- REALNET_SPEC_DEVICE=cpu runs the same steps against the CPU (to check the spec itself without a GPU)
@@ -138,12 +139,7 @@ describe("SDAS on cuda", function()
 end)
 
 describe("the commands with --device cuda", function()
-  local function sh(args)
-    local f = io.popen(("cd %s && %s %s 2>&1; echo \"rc=$?\""):format(dir, BIN, args))
-    local out = f:read("a")
-    f:close()
-    return tonumber(out:match("rc=(%d+)%s*$")), out:gsub("rc=%d+%s*$", "")
-  end
+  local function sh(args) return H.sh(BIN, dir, args) end
 
   it("train, eval, predict, sdas train and sdas sample run end to end", function()
     rn.demo_data.make(dir .. "/demo", {seed = 1, size = 64, train = 8, test_good = 2, test_defect = 2})

@@ -1,7 +1,8 @@
 -- rn.backbone: stage shapes of every architecture on random weights, stage selection, the torchvision parity
 -- fixture through the binding, loading and stage refusal, userdata lifetime, bad input, and the real ImageNet
 -- weights of ../shared (SqueezeNet reference logits and photo classes; skipped when ../shared is absent), and
--- `realnet bench backbone` through the binary ($REALNET_BIN; output format only, speed is never asserted).
+-- `realnet bench backbone` and `realnet bench realnet` through the binary ($REALNET_BIN; output format only,
+-- speed is never asserted).
 local rn = require "realnet"
 local H = require "rnhelp"
 
@@ -228,6 +229,23 @@ describe("realnet bench backbone", function()
     assert.matches("unknown option %-%-bogus", err)
     _, err, code = run("bench backbone --batch 0")
     assert.are.equal(1, code)
+  end)
+
+  it("times RealNet inference (cpu preset at 64x64), its stages and, with --profile, its modules", function()
+    local out, err, code = run("bench realnet --device cpu --preset cpu --res 64 --batch 1 --seconds 0 --threads 1 " ..
+      "--profile")
+    assert.are.equal(0, code, err)
+    assert.matches("stages %(ms per batch%): backbone [%d%.]+", out)
+    assert.matches("Conv2d%(", out)                       -- a profile row per module class and shape
+    assert.matches("garbage collection per batch", out)
+    assert.matches("realnet inference: preset=cpu arch=resnet50v2 res=64 dims=64/128/128 batch=1 device=cpu " ..
+      "%(1 threads%) float32: [%d%.]+ img/s", out)
+    _, err, code = run("bench realnet --device cpu --graph --seconds 0")
+    assert.are.equal(1, code)
+    assert.matches("--graph needs --device cuda", err, 1, true)
+    _, err, code = run("bench realnet --res")
+    assert.are.equal(1, code)
+    assert.matches("--res needs a positive number", err, 1, true)
   end)
 
   it("runs the PyTorch peer in the same run and prints the ratio", function()

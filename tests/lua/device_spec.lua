@@ -3,6 +3,7 @@
 -- layer, as it runs on a GPU) gives the CPU forward's features. Needs no GPU; the CUDA-only checks skip with one.
 local rn = require "realnet"
 local device = require "realnet.device"
+local H = require "rnhelp"
 
 local BIN = os.getenv("REALNET_BIN") or "realnet"
 local GPU = rn.cuda.available()
@@ -11,12 +12,7 @@ os.remove(dir)
 os.execute("mkdir -p " .. dir)
 rn.demo_data.make(dir .. "/demo", {seed = 1, size = 64, train = 4, test_good = 1, test_defect = 1})
 
-local function sh(args)
-  local f = io.popen(("cd %s && %s %s 2>&1; echo \"rc=$?\""):format(dir, BIN, args))
-  local out = f:read("a")
-  f:close()
-  return tonumber(out:match("rc=(%d+)%s*$")), out:gsub("rc=%d+%s*$", "")
-end
+local function sh(args) return H.sh(BIN, dir, args) end
 
 local function exists(p) return rn.file_type(p) ~= nil end
 
