@@ -1,11 +1,12 @@
 /* bind_sys.c - engine facts and small host utilities the Lua library needs: version, threads, memory,
- * directory listing (Lua itself cannot list a directory). */
+ * directory listing (Lua itself cannot list a directory), sleep and the process id. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bind_internal.h"
 
@@ -74,6 +75,22 @@ static int y_now(lua_State *L) {
   return 1;
 }
 
+/* sleep(seconds): waits (rounded to microseconds); polling loops between processes (realnet.dist) use it */
+static int y_sleep(lua_State *L) {
+  lua_Number sec = luaL_checknumber(L, 1);
+  if (!(sec >= 0 && sec <= 3600)) luaL_argerror(L, 1, "seconds must be in [0, 3600]");
+  struct timespec ts = {(time_t)sec, (long)((sec - (lua_Number)(time_t)sec) * 1e9)};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+  return 0;
+}
+
+/* getpid() -> this process's id (names of per-process temporary files) */
+static int y_getpid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)getpid());
+  return 1;
+}
+
 /* gc_stats() -> {full, seconds}: the collections that tensor allocations triggered (rn_lua_gc_nudge: Lua
  * does not see tensor bytes, so the binding steps the collector itself) and the time they took */
 static int y_gc_stats(lua_State *L) {
@@ -88,7 +105,8 @@ static int y_gc_stats(lua_State *L) {
 
 static const luaL_Reg fns[] = {{"now", y_now}, {"gc_stats", y_gc_stats},
   {"set_num_threads", y_set_num_threads}, {"get_num_threads", y_get_num_threads},
-  {"allocated_bytes", y_allocated_bytes}, {"listdir", y_listdir}, {"file_type", y_file_type}, {NULL, NULL}};
+  {"allocated_bytes", y_allocated_bytes}, {"listdir", y_listdir}, {"file_type", y_file_type},
+  {"sleep", y_sleep}, {"getpid", y_getpid}, {NULL, NULL}};
 
 void rn_lua_open_sys(lua_State *L) {
   rn_lua_register(L, fns, 0);

@@ -71,6 +71,7 @@ void rn_lua_open_patchcore(lua_State *L); /* core.patchcore_new, patchcore_load,
 void rn_lua_open_sdas(lua_State *L);      /* core.sdas_diffusion, sdas_sampler, ... (rn.sdas) */
 void rn_lua_open_cuda(lua_State *L);      /* core.cuda = {available, device_count, ...}, core.device(name) */
 void rn_lua_open_select(lua_State *L);    /* core.channel_index, core.select_channels (fixed selections) */
+void rn_lua_open_nccl(lua_State *L);      /* core.nccl = {built, unique_id, join}: data-parallel gradient averaging */
 
 /* luaopen for the C module; the realnet binary preloads it as "realnet.core". */
 int luaopen_realnet_core(lua_State *L);

@@ -26,5 +26,6 @@ int luaopen_realnet_core(lua_State *L) {
   rn_lua_open_sdas(L);
   rn_lua_open_cuda(L);
   rn_lua_open_select(L);
+  rn_lua_open_nccl(L);
   return 1;
 }

@@ -11,6 +11,7 @@ packages=(
   libpng-dev libjpeg-dev libtiff-dev libhdf5-dev
   valgrind
   gnuplot-nox
+  openmpi-bin
 )
 
 missing=()

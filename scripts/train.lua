@@ -2,7 +2,7 @@
 --
 --   realnet train --data DIR --category NAME [--out RUNDIR] [--preset cpu|paper] [--epochs N] [--weights FILE]
 --                 [--synth sia|dtd|cutpaste|nsa --sia DIR --dtd DIR] [--method realnet|patchcore] [--resume]
---                 [--config FILE.lua] [--section.key=value ...]
+--                 [--config FILE.lua] [--devices 0,1 | --mpi] [--section.key=value ...]
 --
 -- Writes the run directory RUNDIR (default runs/<timestamp>): config.lua (every field), log.txt, model.h5
 -- (weights, AFS indices, RRS statistics, image threshold, provenance), splits/ (the training and held-out
@@ -41,6 +41,11 @@ local SPEC = {
     {"--resume", type = "flag", help = "continue the run in --out from its last checkpoint"},
     {"--print-config", type = "flag", help = "print the resolved config and exit"},
     {"--device", metavar = "cpu|cuda[:N]", help = "where the network runs (cpu; trainer.device)"},
+    {"--devices", metavar = "LIST", help = "data-parallel on several devices, one process each: 0,1 = cuda:0,cuda:1 " ..
+     "(NCCL); trainer.batch is split between them"},
+    {"--rank", metavar = "R/N", help = "be rank R of N of the data-parallel run in --out (what --devices starts)"},
+    {"--mpi", type = "flag", help = "be one rank of a job an MPI launcher started (mpirun -np N realnet train " ..
+     "... --mpi): ranks from its environment, device cuda:<local rank> unless --device; --out on a shared filesystem"},
   },
   overrides = true,
   epilog = "dotted overrides set any config field, e.g. --trainer.lr=2e-4 --model.recon.arch=B\n" ..
@@ -49,6 +54,40 @@ local SPEC = {
 
 local o, overrides = cli.parse(arg, SPEC)
 local cfg
+if o.rank then -- started by rank 0 of `--devices`: everything else comes from the run directory
+  local r, n = o.rank:match("^(%d+)/(%d+)$")
+  r, n = math.tointeger(tonumber(r)), math.tointeger(tonumber(n))
+  if not r or n < 2 or r < 1 or r >= n then cli.usage_error(SPEC, "--rank must be R/N with 1 <= R < N, e.g. 1/2") end
+  if not o.out then cli.usage_error(SPEC, "--rank needs the run directory: --out RUNDIR") end
+  local ok, err = pcall(trainer.run, nil, {out = o.out, rank = r, size = n, resume = o.resume,
+    device = o.device})
+  if not ok then
+    io.stderr:write("realnet train (rank ", r, "): ", tostring(err), "\n")
+    os.exit(1)
+  end
+  os.exit(0)
+end
+local devices, mpi
+if o.devices then
+  if o.device then cli.usage_error(SPEC, "--devices replaces --device") end
+  if o.mpi then cli.usage_error(SPEC, "--mpi takes its ranks from the launcher, not --devices") end
+  devices = cli.try(SPEC, trainer.parse_devices, o.devices)
+end
+if o.mpi then
+  local err
+  mpi, err = require("realnet.dist").launcher_env()
+  if not mpi then cli.usage_error(SPEC, "--mpi: " .. err) end
+  if not o.out then cli.usage_error(SPEC, "--mpi needs --out RUNDIR, the same for every rank (a shared filesystem)") end
+  o.device = o.device or ("cuda:" .. mpi.local_rank)
+  if mpi.rank > 0 then -- everything else comes from the run directory rank 0 writes
+    local ok, err2 = pcall(trainer.run, nil, {out = o.out, mpi = mpi, resume = o.resume, device = o.device})
+    if not ok then
+      io.stderr:write("realnet train (rank ", mpi.rank, "): ", tostring(err2), "\n")
+      os.exit(1)
+    end
+    os.exit(0)
+  end
+end
 if o.resume then
   if not o.out then cli.usage_error(SPEC, "--resume needs the run directory: --out RUNDIR") end
   for k in pairs(trainer.FLAG_KEYS) do
@@ -72,7 +111,7 @@ else
 end
 if o.print_config then io.stdout:write(config.dump(cfg)); os.exit(0) end
 
-local ok, err = pcall(trainer.run, cfg, {out = o.out, resume = o.resume})
+local ok, err = pcall(trainer.run, cfg, {out = o.out, resume = o.resume, devices = devices, mpi = mpi})
 if not ok then
   io.stderr:write("realnet train: ", tostring(err), "\n")
   if os.getenv("REALNET_DEBUG") then io.stderr:write(debug.traceback(), "\n") end

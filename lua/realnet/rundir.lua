@@ -212,6 +212,13 @@ function M.open(dir, opts)
   return open_run(dir, opts or {})
 end
 
+--- view(dir) -> run for a directory another process writes (a data-parallel rank other than 0): paths,
+-- progress (plain lines, never a redrawn bar: several ranks may share a terminal) and messages on this
+-- process's own output, but no log.txt and no print tee.
+function M.view(dir)
+  return setmetatable({dir = dir:gsub("(.)/+$", "%1"), name = dir:match("([^/]+)/*$"), plain = true}, Run)
+end
+
 --- The path of a file in the run ("a", "b" -> dir/a/b).
 function Run:path(...)
   local parts = {self.dir, ...}
@@ -264,6 +271,7 @@ function Run:progress(opts)
   local o = {}
   for k, v in pairs(opts or {}) do o[k] = v end
   o.sink = function(line) self:write_log(line) end
+  if self.plain then o.tty = false end
   return require("realnet.progress").new(o)
 end
 

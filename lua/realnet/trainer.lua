@@ -29,6 +29,7 @@ local config = require "realnet.config"
 local json = require "realnet.json"
 local rundir = require "realnet.rundir"
 local device = require "realnet.device"
+local dist = require "realnet.dist"
 
 local sc = core.synth_core
 local M = {}
@@ -394,13 +395,11 @@ end
 
 -- ------------------------------------------------------------------ RealNet
 
--- A, I, M for a batch of normal images: each sample synthetic with probability 1 - normal_ratio.
-local function make_triplet(images, synth, gen, normal_ratio, source)
+-- The triplet for images with the samples at positions syn made synthetic. NSA takes each one's partner from
+-- `whole` (the whole batch; default images): the next image there, where images starts at position offset + 1.
+local function blend(images, synth, syn, source, whole, offset)
+  whole, offset = whole or images, offset or 0
   local B = images:size(1)
-  local syn = {}
-  for b = 1, B do
-    if gen:random() >= normal_ratio then syn[#syn + 1] = b end
-  end
   local S = images:size(3)
   local M0 = rn.zeros({B, 1, S, images:size(4)})
   if #syn == 0 then return images, images, M0, 0 end
@@ -409,9 +408,9 @@ local function make_triplet(images, synth, gen, normal_ratio, source)
   local I8 = sc.from_chw(sub, "imagenet")
   local others
   if source == "nsa" then -- partners: the next image of the batch (another normal image when B > 1)
-    local nxt = {}
-    for k, b in ipairs(syn) do nxt[k] = b % B + 1 end
-    others = sc.from_chw(rn.index_select(images, 1, rn.tensor(nxt)), "imagenet")
+    local nxt, W = {}, whole:size(1)
+    for k, b in ipairs(syn) do nxt[k] = (b + offset) % W + 1 end
+    others = sc.from_chw(rn.index_select(whole, 1, rn.tensor(nxt)), "imagenet")
   end
   local A8, M8 = synth:apply(I8, others)
   local As, Ms = sc.to_chw(A8, "imagenet"), sc.to_chw(M8, "raw")
@@ -429,6 +428,29 @@ local function make_triplet(images, synth, gen, normal_ratio, source)
   end
   return rn.cat(a_parts, 1), images, rn.cat(m_parts, 1), #syn
 end
+
+-- A, I, M for a batch of normal images: each sample synthetic with probability 1 - normal_ratio. With
+-- shard {first, last} (a rank of data-parallel training) only those samples are made, each with the choice
+-- and the anomaly one process would give it.
+local function make_triplet(images, synth, gen, normal_ratio, source, shard)
+  local B = images:size(1)
+  local syn = {}
+  for b = 1, B do
+    if gen:random() >= normal_ratio then syn[#syn + 1] = b end
+  end
+  if not shard then return blend(images, synth, syn, source) end
+  local first, last = shard[1], shard[2]
+  local mine, before = {}, 0
+  for _, b in ipairs(syn) do
+    if b < first then before = before + 1 elseif b <= last then mine[#mine + 1] = b - first + 1 end
+  end
+  local count = synth.count -- anomalies are numbered by the synthesiser's counter: skip the earlier ranks'
+  synth.count = count + before
+  local A, I, Mk, n = blend(images:narrow(1, first, last - first + 1), synth, mine, source, images, first - 1)
+  synth.count = count + #syn
+  return A, I, Mk, n
+end
+M.make_triplet = make_triplet -- for the specs
 
 local function make_synth(cfg, category)
   local s = cfg.synth
@@ -451,6 +473,11 @@ M.hooks = {}
 local function train_realnet(cfg, run, opts, label)
   local S = cfg.model.image_size
   local t = cfg.trainer
+  local dev = device.resolve(t.device)
+  -- data-parallel (opts.dist {rank, size, dir}): rank 0 has written the splits before it joins
+  local comm = opts.dist and dist.join{dir = opts.dist.dir, tag = label, rank = opts.dist.rank,
+                                       size = opts.dist.size, device = dev}
+  local rank0 = not comm or comm.rank == 0
   local train_ds = M.split_dataset(run.dir, "train_split.jsonl", S)
   if not train_ds or #train_ds == 0 then error("no training images left after the hold-out split", 0) end
   local hold_ds = M.split_dataset(run.dir, "train_holdout.jsonl", S)
@@ -467,16 +494,22 @@ local function train_realnet(cfg, run, opts, label)
     local afs_synth = make_synth(cfg, label ~= "all" and label or nil)
     model:select_features(afs_synth, train_ds)
   end
-  local dev = device.resolve(t.device)
   device.model(model, dev) -- before the optimiser, which holds the parameters it is given
   local opt = rn.optim.adam(model:parameters(), {lr = t.lr})
+  local step_opt = comm and dist.sync_optimizer(opt, model:parameters(), comm) or opt
   local start = 0
   if opts.resume then
     start = restore_checkpoint(run, model, opt, synth)
     print(("resuming %s after epoch %d of %d"):format(run.dir, start, t.epochs))
   end
-  local est = M.memory_estimate(model, t.batch)
-  print(M.format_memory(est, t.batch))
+  if comm then
+    dist.check_in_sync(model, comm, "the start")
+    print(("data-parallel: rank %d of %d on %s (%s transport), %d of each batch of %d"):format(comm.rank,
+      comm.size, dev, comm.transport, t.batch // comm.size, t.batch))
+  end
+  local per_rank = comm and t.batch // comm.size or t.batch
+  local est = M.memory_estimate(model, per_rank)
+  print(M.format_memory(est, per_rank))
 
   local n = #train_ds
   local drop_last = n > t.batch
@@ -491,12 +524,17 @@ local function train_realnet(cfg, run, opts, label)
     local sums, count, t0 = {loss = 0, seg = 0, mse = 0}, 0, rn.now()
     for b in train_ds:batches{batch = t.batch, shuffle = true, seed = t.seed, epoch = epoch, drop_last = drop_last,
                               workers = workers} do
-      local A, I, Mk = make_triplet(b.images, synth, gen, t.normal_ratio, cfg.synth.source)
+      local shard = comm and {dist.shard(b.images:size(1), comm.rank, comm.size)} or nil
+      local A, I, Mk = make_triplet(b.images, synth, gen, t.normal_ratio, cfg.synth.source, shard)
       -- synthesis runs on the host; the step runs where the model is
-      local r = train_step(model, device.to(A, dev), device.to(I, dev), device.to(Mk, dev), opt)
+      local r = train_step(model, device.to(A, dev), device.to(I, dev), device.to(Mk, dev), step_opt)
       step = step + 1
-      if not finite(r.loss) then
+      if not finite(r.loss) or step_opt.stopped then
         bar:finish()
+        if step_opt.stopped and finite(r.loss) then
+          error(("training stopped: the loss of %s was not finite at epoch %d, step %d"):format(step_opt.stopped,
+            epoch, step), 0)
+        end
         local last = M.last_checkpoint(run.dir)
         local kept = last and ("the last good checkpoint is epoch %d (%s/checkpoints/%s)"):format(last.epoch, run.dir,
           last.model) or "no checkpoint was written yet"
@@ -511,9 +549,17 @@ local function train_realnet(cfg, run, opts, label)
     epoch_done = epoch
     bar:note(("epoch %d/%d  loss %.4f  seg %.4f  mse %.4f  (%.1f s)"):format(epoch, t.epochs, sums.loss / count,
       sums.seg / count, sums.mse / count, rn.now() - t0))
-    if epoch % t.checkpoint_every == 0 or epoch == t.epochs then save_checkpoint(run, model, opt, epoch, synth, cfg) end
+    if epoch % t.checkpoint_every == 0 or epoch == t.epochs then
+      if comm then -- every rank: the same statistics and (checked) the same weights in what rank 0 saves
+        dist.average_buffers(model, comm)
+        dist.check_in_sync(model, comm, ("epoch %d"):format(epoch))
+      end
+      if rank0 then save_checkpoint(run, model, opt, epoch, synth, cfg) end
+    end
   end
   bar:finish()
+  if comm then comm:close() end
+  if not rank0 then return {epoch = epoch_done, rank = comm.rank} end
 
   local predict = function(x)
     local maps, scores = model:forward(device.to(x, dev))
@@ -588,36 +634,23 @@ end
 
 -- One model in one run directory: the categories it covers and its label ("all" for unified runs).
 local function train_one(cfg, run, categories, label, opts)
-  if not opts.resume then M.split_holdout(cfg, run, categories) end
+  local worker = opts.dist and opts.dist.rank > 0
+  if not opts.resume and not worker then M.split_holdout(cfg, run, categories) end
   local t0 = rn.now()
   local res = cfg.method == "patchcore" and train_patchcore(cfg, run) or train_realnet(cfg, run, opts, label)
   res.dir, res.seconds, res.category = run.dir, rn.now() - t0, label
-  print(("%s: model %s, threshold %.6g (q%g of %d held-out normal images), %.1f s"):format(label, res.model,
-    res.threshold, cfg.trainer.threshold_quantile, res.holdout, res.seconds))
+  if worker then
+    print(("%s: rank %d done after epoch %d, %.1f s"):format(label, res.rank, res.epoch, res.seconds))
+  else
+    print(("%s: model %s, threshold %.6g (q%g of %d held-out normal images), %.1f s"):format(label, res.model,
+      res.threshold, cfg.trainer.threshold_quantile, res.holdout, res.seconds))
+  end
   return res
 end
 
---- Trains per cfg into opts.out (a run directory; default runs/<timestamp>); opts.resume continues the run in
--- opts.out from its last checkpoint (cfg then comes from its config.lua when nil). Returns a result table per
--- model ({dir, model, threshold, epoch, ...}); for "all" without unified, one per category (sub-directories).
-function M.run(cfg, opts)
-  opts = opts or {}
-  if opts.resume then
-    if not opts.out then error("--resume needs the run directory: --out RUNDIR", 0) end
-    local saved, err = config.load(opts.out .. "/config.lua")
-    if not saved then error(("--resume: %s is not a run directory (%s)"):format(opts.out, err), 0) end
-    if cfg then -- only the epoch count may change on resume
-      saved.trainer.epochs = cfg.trainer.epochs
-    end
-    cfg = saved
-  end
-  M.check(cfg)
-  cfg.trainer.device = device.resolve(cfg.trainer.device) -- before any work: no CUDA build / no GPU fails here
-  local run <close> = rundir.create{dir = opts.out, root = "runs"}
-  print(("realnet train: %s on %s %s (%s), run directory %s"):format(cfg.method, cfg.data.dataset,
-    cfg.data.category ~= "" and cfg.data.category or cfg.data.root, cfg.data.unified and "unified" or "per category",
-    run.dir))
-  run:save_config(cfg)
+-- Every model of the run: one (a category, or all categories unified), or one per category in
+-- sub-directories; open(dir, sub_cfg) gives the run object of a sub-directory.
+local function train_models(cfg, run, opts, open)
   local cats = M.categories(cfg)
   local results = {}
   if cfg.data.unified or #cats == 1 and cfg.data.category ~= "all" then
@@ -626,12 +659,168 @@ function M.run(cfg, opts)
     for _, cat in ipairs(cats) do
       local sub = config.copy(cfg)
       sub.data.category = cat
-      local r <close> = rundir.create{dir = run:path(cat)}
-      r:save_config(sub)
+      local r <close> = open(run:path(cat), sub)
       results[#results + 1] = train_one(sub, r, {cat}, cat, opts)
     end
   end
-  return results, run.dir
+  return results
+end
+
+--- The devices of `--devices LIST` ("0,1" = cuda:0,cuda:1; "cpu,cpu" runs the multi-process path on the host),
+-- each checked; raises on an empty or bad list.
+function M.parse_devices(list)
+  local devs = {}
+  for name in tostring(list):gmatch("[^,]+") do
+    name = name:match("^%s*(.-)%s*$")
+    if name:match("^%d+$") then name = "cuda:" .. name end
+    devs[#devs + 1] = device.resolve(name)
+  end
+  if #devs == 0 then error("--devices needs a list of devices, e.g. 0,1", 0) end
+  local cuda = devs[1]:match("^cuda") ~= nil
+  for _, d in ipairs(devs) do
+    if (d:match("^cuda") ~= nil) ~= cuda then error("--devices: all CUDA devices or all cpu, not a mix", 0) end
+  end
+  return devs
+end
+
+local function q(x) return "'" .. tostring(x):gsub("'", "'\\''") .. "'" end
+
+-- Starts ranks 1..n-1 of a data-parallel run in the background: `realnet train --out DIR --rank R/N --device D`,
+-- output and exit status in the rendezvous directory (rank<R>.log, rank<R>.rc).
+local function start_ranks(run_dir, ddir, devs, resume, bin)
+  local jobs = {}
+  for r = 1, #devs - 1 do
+    local parts = {"REALNET_DIST_PARENT=" .. core.getpid(), q(bin or arg and arg[-1] or "realnet"), "train", "--out",
+                   q(run_dir), "--rank", ("%d/%d"):format(r, #devs), "--device", q(devs[r + 1])}
+    if resume then parts[#parts + 1] = "--resume" end
+    local base = ("%s/rank%d"):format(ddir, r)
+    jobs[r] = ("( %s > %s 2>&1; echo $? > %s ) &"):format(table.concat(parts, " "), q(base .. ".log"), q(base .. ".rc"))
+  end
+  os.execute(table.concat(jobs, " "))
+end
+
+-- Waits for ranks 1..n-1 to exit; raises with the log of one that failed.
+local function wait_ranks(ddir, n)
+  for r = 1, n - 1 do
+    local base = ("%s/rank%d"):format(ddir, r)
+    local t0 = rn.now()
+    while core.file_type(base .. ".rc") ~= "file" do
+      if rn.now() - t0 > 300 then error(("rank %d has not exited 300 s after training ended (%s.log)"):format(r, base), 0) end
+      core.sleep(0.05)
+    end
+    local f = io.open(base .. ".rc", "rb")
+    local rc = f and (f:read("a") or ""):match("%d+") or "?"
+    if f then f:close() end
+    if rc ~= "0" then
+      local lf = io.open(base .. ".log", "rb")
+      local log = lf and lf:read("a") or ""
+      if lf then lf:close() end
+      error(("rank %d exited with status %s; %s.log ends:\n%s"):format(r, rc, base, log:sub(-1500)), 0)
+    end
+  end
+end
+
+-- A rank other than 0 of a data-parallel run: the config from RUNDIR/config.lua, nothing written but
+-- its share of the rendezvous files in ddir.
+local function run_rank(cfg, opts, ddir)
+  local ok, res = pcall(function()
+    M.check(cfg)
+    cfg.trainer.device = device.resolve(cfg.trainer.device)
+    if cfg.method ~= "realnet" then error("only RealNet trains data-parallel", 0) end
+    print(("realnet train: rank %d of %d, run directory %s"):format(opts.rank, opts.size, opts.out))
+    local o = {resume = opts.resume, dist = {rank = opts.rank, size = opts.size, dir = ddir}}
+    return train_models(cfg, rundir.view(opts.out), o, function(dir) return rundir.view(dir) end)
+  end)
+  if not ok then
+    dist.fail(ddir, opts.rank, res)
+    error(res, 0)
+  end
+  return res, opts.out
+end
+
+-- Rank 0 of an MPI job (opts.mpi) runs the usual path; the others wait until it has written the run's
+-- config (RUNDIR/.dist/<job>/ready), then join as run_rank.
+local function run_mpi_rank(opts)
+  local m = opts.mpi
+  if not opts.out then error("--mpi needs the run directory: --out RUNDIR (on a filesystem every node shares)", 0) end
+  local ddir = dist.rendezvous(opts.out) .. "/" .. m.job
+  dist.await(ddir, m.rank, {ddir .. "/ready"}, "rank 0 to write the run's config")
+  local cfg, err = config.load(opts.out .. "/config.lua")
+  if not cfg then error(("--mpi: %s is not a run directory (%s)"):format(opts.out, err), 0) end
+  if opts.device then cfg.trainer.device = opts.device end
+  return run_rank(cfg, {out = opts.out, rank = m.rank, size = m.size, resume = opts.resume}, ddir)
+end
+
+--- Trains per cfg into opts.out (a run directory; default runs/<timestamp>); opts.resume continues the run in
+-- opts.out from its last checkpoint (cfg then comes from its config.lua when nil). Returns a result table per
+-- model ({dir, model, threshold, epoch, ...}); for "all" without unified, one per category (sub-directories).
+-- Data-parallel: opts.devices (a list, realnet train --devices) runs one process per device with this one as
+-- rank 0 (opts.bin: the realnet binary that runs the others; default this one); opts.rank, opts.size make this
+-- process another rank of such a run (what rank 0 starts); opts.mpi {rank, size, job} makes it a rank of a job
+-- an MPI launcher started (dist.launcher_env).
+function M.run(cfg, opts)
+  opts = opts or {}
+  if opts.mpi and opts.mpi.rank > 0 then return run_mpi_rank(opts) end
+  if opts.resume or opts.rank then
+    if not opts.out then error("--resume needs the run directory: --out RUNDIR", 0) end
+    local saved, err = config.load(opts.out .. "/config.lua")
+    if not saved then error(("%s: %s is not a run directory (%s)"):format(opts.rank and "--rank" or "--resume",
+      opts.out, err), 0) end
+    if cfg then -- only the epoch count and the device may change on resume
+      saved.trainer.epochs, saved.trainer.device = cfg.trainer.epochs, cfg.trainer.device
+    end
+    cfg = saved
+  end
+  if opts.rank then
+    if opts.device then cfg.trainer.device = opts.device end
+    return run_rank(cfg, opts, dist.rendezvous(opts.out))
+  end
+  M.check(cfg)
+  local devs = opts.devices and #opts.devices > 1 and opts.devices or nil
+  local size = devs and #devs or opts.mpi and opts.mpi.size or 1
+  if size > 1 then
+    if cfg.method ~= "realnet" then error("data-parallel training is for RealNet; PatchCore fits on one device", 0) end
+    if cfg.trainer.batch % size ~= 0 then
+      error(("data-parallel: trainer.batch (%d) must be a multiple of the number of ranks (%d)"):format(
+        cfg.trainer.batch, size), 0)
+    end
+  end
+  if opts.devices then cfg.trainer.device = opts.devices[1] end
+  cfg.trainer.device = device.resolve(cfg.trainer.device) -- before any work: no CUDA build / no GPU fails here
+  local run <close> = rundir.create{dir = opts.out, root = "runs"}
+  print(("realnet train: %s on %s %s (%s), run directory %s"):format(cfg.method, cfg.data.dataset,
+    cfg.data.category ~= "" and cfg.data.category or cfg.data.root, cfg.data.unified and "unified" or "per category",
+    run.dir))
+  run:save_config(cfg)
+  local function open(dir, sub)
+    local r = rundir.create{dir = dir}
+    r:save_config(sub)
+    return r
+  end
+  if size == 1 then return train_models(cfg, run, opts, open), run.dir end
+  local ddir
+  if devs then
+    ddir = dist.rendezvous(run.dir)
+    dist.reset(ddir)
+    print(("data-parallel on %d devices (%s), one process each; ranks 1-%d log to %s/rank*.log"):format(#devs,
+      table.concat(devs, ", "), #devs - 1, ddir))
+    start_ranks(run.dir, ddir, devs, opts.resume, opts.bin)
+  else
+    ddir = dist.rendezvous(run.dir) .. "/" .. opts.mpi.job -- fresh per job: no stale files to clear
+    rundir.mkdir(ddir)
+    print(("data-parallel: rank 0 of %d MPI ranks (job %s), rendezvous in %s"):format(size, opts.mpi.job, ddir))
+    rundir.write_atomic(ddir .. "/ready", "")
+  end
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  o.dist = {rank = 0, size = size, dir = ddir}
+  local ok, res = pcall(train_models, cfg, run, o, open)
+  if not ok then
+    dist.fail(ddir, 0, res)
+    error(res, 0)
+  end
+  if devs then wait_ranks(ddir, #devs) end
+  return res, run.dir
 end
 
 return M

@@ -1,6 +1,7 @@
 -- cuda_model_spec.lua - RealNet and SDAS on a CUDA device give the CPU's numbers: inference maps and scores,
 -- training losses and updated weights, the SDAS hybrid loss and a DDIM sample from the same seed; and the
--- commands (train, eval, predict, sdas train, sdas sample) run end to end with --device cuda. CTest runs it only
+-- commands (train, eval, predict, sdas train, sdas sample) run end to end with --device cuda; the NCCL binding
+-- averages in place (and train --devices 0,1 runs where there are two GPUs). CTest runs it only
 -- when a GPU is usable (its command exits 77, skipped, otherwise). Float32 throughout (TF32 off), so the
 -- tolerances are those of a different summation order: 1e-3 relative on maps, losses and weights.
 local rn = require "realnet"
@@ -155,6 +156,28 @@ describe("the commands with --device cuda", function()
     for _, cmd in ipairs(steps) do
       local rc, out = sh(cmd .. " --device " .. DEV)
       assert.equal(0, rc, cmd .. "\n" .. out)
+    end
+  end)
+end)
+
+describe("NCCL (data-parallel training)", function()
+  it("joins a one-rank communicator and averages in place (the identity)", function()
+    if DEV == "cpu" then
+      assert.is_false(rn.nccl.built() and rn.cuda.available()) -- a CPU run has nothing to join
+      return
+    end
+    assert.is_true(rn.nccl.built(), "this CUDA build has no NCCL (nccl.h was not found at build time)")
+    local comm = rn.nccl.join(rn.nccl.unique_id(), 1, 0, 0)
+    local t = rn.tensor({1, 2, 3}):to("cuda")
+    comm:all_reduce_mean({t})
+    assert.are.same({1, 2, 3}, device.host(t):totable())
+    comm:close()
+    -- two ranks need two GPUs (NCCL refuses two ranks on one device): train --devices 0,1 where there are two
+    if rn.cuda.device_count() >= 2 then
+      local rc, out = H.sh(BIN, dir, "train --data demo --category demo_surface --epochs 1 --image-size 64 "
+        .. "--out run_dp --devices 0,1")
+      assert.equal(0, rc, out)
+      assert.matches("nccl transport", out)
     end
   end)
 end)

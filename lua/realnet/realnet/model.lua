@@ -289,8 +289,10 @@ function Model:train_step(A, I, Mk, optimiser)
     if optimiser then
       loss, seg, mse = losses()
       optimiser:zero_grad()
-      local lv = loss:item()
-      if finite(lv) then
+      local ok_step = finite(loss:item())
+      -- a data-parallel optimiser (realnet.dist) makes every rank skip the step when any rank's loss is bad
+      if optimiser.all_finite then ok_step = optimiser:all_finite(ok_step) end
+      if ok_step then
         loss:backward()
         optimiser:step()
       end
