@@ -336,19 +336,9 @@ static const luaL_Reg methods[] = {
   {"to", b_to}, {"device", b_device}, {"use_op_path", b_use_op_path}, {NULL, NULL}};
 
 void rn_lua_open_backbone(lua_State *L) {
-  if (luaL_newmetatable(L, RN_BACKBONE_MT)) { /* sets __name */
-    lua_pushcfunction(L, b_release);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, b_release);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, b_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pushcfunction(L, b_len);
-    lua_setfield(L, -2, "__len");
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {{"__gc", b_release}, {"__close", b_release}, {"__tostring", b_tostring},
+                                  {"__len", b_len}, {NULL, NULL}};
+  rn_lua_new_class(L, RN_BACKBONE_MT, meta, methods);
   lua_pushcfunction(L, b_new);
   lua_setfield(L, -2, "backbone");
   lua_pushcfunction(L, b_archs);

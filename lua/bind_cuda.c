@@ -142,13 +142,8 @@ static const luaL_Reg cuda_fns[] = {
   {NULL, NULL}};
 
 void rn_lua_open_cuda(lua_State *L) {
-  if (luaL_newmetatable(L, RN_CUDA_GRAPH_MT)) {
-    lua_pushcfunction(L, g_free);
-    lua_setfield(L, -2, "__gc");
-    luaL_newlib(L, graph_methods);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {{"__gc", g_free}, {NULL, NULL}};
+  rn_lua_new_class(L, RN_CUDA_GRAPH_MT, meta, graph_methods);
   lua_pushcfunction(L, c_device); /* replaces the module-level alias of t:device(), keeping its behaviour */
   lua_setfield(L, -2, "device");
   lua_newtable(L);

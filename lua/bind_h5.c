@@ -432,26 +432,13 @@ static const luaL_Reg tset_methods[] = {
   {"names", s_names}, {"has", s_has}, {"info", s_info}, {"load", s_load}, {"load_all", s_load_all},
   {"metadata", s_metadata}, {"path", s_path}, {"close", s_close}, {NULL, NULL}};
 
-static void new_class(lua_State *L, const char *mt, const luaL_Reg *methods, lua_CFunction gc, lua_CFunction close,
-                      lua_CFunction tostr) {
-  if (luaL_newmetatable(L, mt)) { /* sets __name */
-    lua_pushcfunction(L, gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, tostr);
-    lua_setfield(L, -2, "__tostring");
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
-}
-
 /* core.h5 = {open = ...}, core.tensorset(path); realnet/h5.lua adds save and load on top. */
 void rn_lua_open_h5(lua_State *L) {
-  new_class(L, RN_H5_MT, h5_methods, h_gc, h_toclose, h_tostring);
-  new_class(L, RN_TSET_MT, tset_methods, s_close, s_close, s_tostring);
+  static const luaL_Reg h5_meta[] = {{"__gc", h_gc}, {"__close", h_toclose}, {"__tostring", h_tostring}, {NULL, NULL}};
+  static const luaL_Reg tset_meta[] = {{"__gc", s_close}, {"__close", s_close}, {"__tostring", s_tostring},
+                                       {NULL, NULL}};
+  rn_lua_new_class(L, RN_H5_MT, h5_meta, h5_methods);
+  rn_lua_new_class(L, RN_TSET_MT, tset_meta, tset_methods);
   luaL_getmetatable(L, RN_TSET_MT);
   lua_pushcfunction(L, s_len);
   lua_setfield(L, -2, "__len");

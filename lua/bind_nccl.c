@@ -69,13 +69,8 @@ static const luaL_Reg comm_methods[] = {{"all_reduce_mean", c_all_reduce_mean}, 
 static const luaL_Reg nccl_fns[] = {{"built", n_built}, {"unique_id", n_unique_id}, {"join", n_join}, {NULL, NULL}};
 
 void rn_lua_open_nccl(lua_State *L) {
-  if (luaL_newmetatable(L, RN_NCCL_MT)) {
-    lua_pushcfunction(L, c_close);
-    lua_setfield(L, -2, "__gc");
-    luaL_newlib(L, comm_methods);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {{"__gc", c_close}, {NULL, NULL}};
+  rn_lua_new_class(L, RN_NCCL_MT, meta, comm_methods);
   lua_newtable(L);
   luaL_setfuncs(L, nccl_fns, 0);
   lua_setfield(L, -2, "nccl");

@@ -183,16 +183,8 @@ static const luaL_Reg module_fns[] = {
   {"optimizer", p_new}, {"clip_grad_norm", p_clip_grad_norm}, {"ema_update", p_ema_update}, {NULL, NULL}};
 
 void rn_lua_open_optim(lua_State *L) {
-  if (luaL_newmetatable(L, RN_OPTIM_MT)) {
-    lua_pushcfunction(L, p_release);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, p_release);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, p_tostring);
-    lua_setfield(L, -2, "__tostring");
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {{"__gc", p_release}, {"__close", p_release}, {"__tostring", p_tostring},
+                                  {NULL, NULL}};
+  rn_lua_new_class(L, RN_OPTIM_MT, meta, methods);
   rn_lua_register(L, module_fns, 0);
 }

@@ -323,18 +323,10 @@ static const luaL_Reg funcs[] = {
   {"patchcore_knn", f_knn}, {"patchcore_project", f_project}, {"patchcore_blur", f_blur}, {NULL, NULL}};
 
 void rn_lua_open_patchcore(lua_State *L) {
-  if (luaL_newmetatable(L, RN_PATCHCORE_MT)) { /* sets __name */
-    lua_pushcfunction(L, p_release);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, p_release);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, p_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pushcfunction(L, p_len);
-    lua_setfield(L, -2, "__len");
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-  }
+  static const luaL_Reg meta[] = {{"__gc", p_release}, {"__close", p_release}, {"__tostring", p_tostring},
+                                  {"__len", p_len}, {NULL, NULL}};
+  rn_lua_new_class(L, RN_PATCHCORE_MT, meta, methods);
+  luaL_getmetatable(L, RN_PATCHCORE_MT);
   lua_getfield(L, -1, "__index"); /* the methods table, so lua/realnet/patchcore.lua can add fit */
   lua_setfield(L, -3, "patchcore_methods");
   lua_pop(L, 1);

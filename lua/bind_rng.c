@@ -204,13 +204,8 @@ static const luaL_Reg module_fns[] = {
 static const luaL_Reg tensor_methods[] = {{"normal_", t_normal_}, {"uniform_", t_uniform_}, {NULL, NULL}};
 
 void rn_lua_open_rng(lua_State *L) {
-  if (luaL_newmetatable(L, RN_RNG_MT)) {
-    lua_pushcfunction(L, g_tostring);
-    lua_setfield(L, -2, "__tostring");
-    luaL_newlib(L, gen_methods);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {{"__tostring", g_tostring}, {NULL, NULL}};
+  rn_lua_new_class(L, RN_RNG_MT, meta, gen_methods);
   rn_lua_state_of(L); /* create the default generator now */
   rn_lua_register(L, module_fns, 0);
   rn_lua_register(L, tensor_methods, 1);

@@ -191,17 +191,9 @@ static const luaL_Reg methods[] = {
   {"to", r_to}, {"free", r_release}, {NULL, NULL}};
 
 void rn_lua_open_rrs(lua_State *L) {
-  if (luaL_newmetatable(L, RN_RRS_MT)) { /* sets __name */
-    lua_pushcfunction(L, r_release);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, r_release);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, r_tostring);
-    lua_setfield(L, -2, "__tostring");
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {{"__gc", r_release}, {"__close", r_release}, {"__tostring", r_tostring},
+                                  {NULL, NULL}};
+  rn_lua_new_class(L, RN_RRS_MT, meta, methods);
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, r_new);
   lua_setfield(L, -2, "new");

@@ -65,12 +65,7 @@ static const luaL_Reg fns[] = {{"channel_index", s_channel_index}, {"select_chan
                                {NULL, NULL}};
 
 void rn_lua_open_select(lua_State *L) {
-  if (luaL_newmetatable(L, RN_CHANNEL_INDEX_MT)) {
-    lua_pushcfunction(L, ci_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, ci_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {{"__gc", ci_gc}, {"__tostring", ci_tostring}, {NULL, NULL}};
+  rn_lua_new_class(L, RN_CHANNEL_INDEX_MT, meta, NULL);
   rn_lua_register(L, fns, 0);
 }

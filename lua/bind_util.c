@@ -262,6 +262,18 @@ void rn_lua_register(lua_State *L, const luaL_Reg *fns, int methods) {
   lua_pop(L, 2);
 }
 
+void rn_lua_new_class(lua_State *L, const char *mt, const luaL_Reg *meta, const luaL_Reg *methods) {
+  if (luaL_newmetatable(L, mt)) { /* sets __name */
+    luaL_setfuncs(L, meta, 0);
+    if (methods) {
+      lua_newtable(L); /* not luaL_newlib: its size hint needs an array, not a pointer */
+      luaL_setfuncs(L, methods, 0);
+      lua_setfield(L, -2, "__index");
+    }
+  }
+  lua_pop(L, 1);
+}
+
 /* ------------------------------------------------------------------ option tables */
 
 static int opt_field(lua_State *L, int arg, const char *key) {

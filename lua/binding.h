@@ -35,6 +35,9 @@ rn_tensor *rn_lua_index_tensor_in(lua_State *L, int arg, int64_t size);
 void rn_lua_push_index_tensor(lua_State *L, rn_tensor *idx0);   /* takes over idx0; pushes idx0 + 1 */
 /* Registers fns in the module table on the stack top and, when methods is true, as tensor methods. */
 void rn_lua_register(lua_State *L, const luaL_Reg *fns, int methods);
+/* Creates userdata metatable mt once per state: the metamethods of meta ("__gc", "__close", "__tostring", ...)
+ * and, unless methods is NULL, an __index table of methods. Leaves the stack as it was. */
+void rn_lua_new_class(lua_State *L, const char *mt, const luaL_Reg *meta, const luaL_Reg *methods);
 /* Option-table fields (opts at index `arg`, may be nil/none): defaults when absent; errors name opts.<key>. */
 lua_Integer rn_lua_opt_int(lua_State *L, int arg, const char *key, lua_Integer def);
 double rn_lua_opt_num(lua_State *L, int arg, const char *key, double def);    /* finite numbers only */
