@@ -157,48 +157,35 @@ end
 -- process drives one GPU best: sampling waits on its device every step), then the shards' index lines joined in
 -- one run's order and the grid drawn on the first device.
 local function sample_on_devices(args, opts, list)
-  local device = require "realnet.device"
   local sample = require "realnet.sdas.sample"
   local rundir = require "realnet.rundir"
-  local devs = {}
-  for name in list:gmatch("[^,]+") do
-    name = name:match("^%s*(.-)%s*$")
-    if name:match("^%d+$") then name = "cuda:" .. name end
-    devs[#devs + 1] = device.resolve(name) -- every device is checked before any work
-  end
-  if #devs == 0 then error("--devices needs a list of devices, e.g. 0,1", 0) end
+  local dist = require "realnet.dist"
+  local devs = dist.parse_devices(list) -- every device is checked before any work
   local child, i = {}, 1
   while i <= #args do -- our arguments, less --devices
     if args[i] == "--devices" then i = i + 1 elseif not args[i]:match("^%-%-devices=") then child[#child + 1] = args[i] end
     i = i + 1
   end
   rundir.mkdir(opts.out)
-  local function q(x) return "'" .. tostring(x):gsub("'", "'\\''") .. "'" end
-  local jobs = {}
   for k, dev in ipairs(devs) do
-    local parts = {q(arg[-1]), "sdas", "sample"}
-    for _, a in ipairs(child) do parts[#parts + 1] = q(a) end
+    local words = {arg[-1], "sdas", "sample"}
+    for _, a in ipairs(child) do words[#words + 1] = a end
     for _, a in ipairs{"--no-grid", "--device", dev, "--shard", ("%d/%d"):format(k - 1, #devs)} do
-      parts[#parts + 1] = q(a)
+      words[#words + 1] = a
     end
-    local log = ("%s/shard%d"):format(opts.out, k - 1)
-    jobs[k] = ("( %s > %s 2>&1; echo $? > %s ) &"):format(table.concat(parts, " "), q(log .. ".log"), q(log .. ".rc"))
+    dist.start(words, ("%s/shard%d"):format(opts.out, k - 1))
   end
   print(("sampling on %d devices (%s), one process each; logs in %s/shard*.log"):format(#devs,
     table.concat(devs, ", "), opts.out))
-  os.execute(table.concat(jobs, " ") .. " wait")
-  for k, dev in ipairs(devs) do
+  local failed
+  for k, dev in ipairs(devs) do -- every process ends before the first failure is reported
     local base = ("%s/shard%d"):format(opts.out, k - 1)
-    local f = io.open(base .. ".rc", "rb")
-    local rc = f and f:read("l") or "?"
-    if f then f:close() end
-    if rc ~= "0" then
-      local lf = io.open(base .. ".log", "rb")
-      local log = lf and lf:read("a") or ""
-      if lf then lf:close() end
-      error(("the process on %s failed (exit %s); %s.log ends:\n%s"):format(dev, rc, base, log:sub(-1500)), 0)
+    local rc, log = dist.wait(base)
+    if rc ~= "0" and not failed then
+      failed = ("the process on %s failed (exit %s); %s.log ends:\n%s"):format(dev, rc, base, log)
     end
   end
+  if failed then error(failed, 0) end
   local count = sample.merge_shards(opts.out, #devs)
   for k = 1, #devs do
     os.remove(("%s/shard%d.rc"):format(opts.out, k - 1))

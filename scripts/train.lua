@@ -71,7 +71,7 @@ local devices, mpi
 if o.devices then
   if o.device then cli.usage_error(SPEC, "--devices replaces --device") end
   if o.mpi then cli.usage_error(SPEC, "--mpi takes its ranks from the launcher, not --devices") end
-  devices = cli.try(SPEC, trainer.parse_devices, o.devices)
+  devices = cli.try(SPEC, require("realnet.dist").parse_devices, o.devices)
 end
 if o.mpi then
   local err

@@ -123,6 +123,52 @@ function M.launcher_env(getenv)
           job = (job:gsub("[^%w%-_.]", "_"))}
 end
 
+-- ------------------------------------------------------------------ processes
+
+--- The devices of a `--devices LIST` option ("0,1" = cuda:0,cuda:1; "cpu,cpu" runs several processes on the
+-- host), each checked; raises on an empty list or a mix of CPU and CUDA.
+function M.parse_devices(list)
+  local device = require "realnet.device"
+  local devs = {}
+  for name in tostring(list):gmatch("[^,]+") do
+    name = name:match("^%s*(.-)%s*$")
+    if name:match("^%d+$") then name = "cuda:" .. name end
+    devs[#devs + 1] = device.resolve(name)
+  end
+  if #devs == 0 then error("--devices needs a list of devices, e.g. 0,1", 0) end
+  local cuda = devs[1]:match("^cuda") ~= nil
+  for _, d in ipairs(devs) do
+    if (d:match("^cuda") ~= nil) ~= cuda then error("--devices: all CUDA devices or all cpu, not a mix", 0) end
+  end
+  return devs
+end
+
+local function q(x) return "'" .. tostring(x):gsub("'", "'\\''") .. "'" end
+
+--- Starts a command (a list of words; env: a list of NAME=value) in the background, its output going to
+-- base.log and its exit status to base.rc when it ends (what `train --devices` and `sdas sample --devices`
+-- run per device).
+function M.start(words, base, env)
+  local parts = {}
+  for _, e in ipairs(env or {}) do parts[#parts + 1] = e end
+  for _, w in ipairs(words) do parts[#parts + 1] = q(w) end
+  os.remove(base .. ".rc") -- a status left by an earlier run would end M.wait at once
+  os.execute(("( %s < /dev/null > %s 2>&1; echo $? > %s ) &"):format(table.concat(parts, " "), q(base .. ".log"),
+    q(base .. ".rc")))
+end
+
+--- Waits for a command M.start started: its exit status (a string) and the end of its output. timeout
+-- seconds (default: no limit) ends the wait with nil.
+function M.wait(base, timeout)
+  local t0 = core.now()
+  while core.file_type(base .. ".rc") ~= "file" do
+    if timeout and core.now() - t0 > timeout then return nil, read_file(base .. ".log") or "" end
+    core.sleep(0.05)
+  end
+  local rc = (read_file(base .. ".rc") or ""):match("%d+") or "?"
+  return rc, (read_file(base .. ".log") or ""):sub(-1500)
+end
+
 -- ------------------------------------------------------------------ the files transport
 
 local Files = {}

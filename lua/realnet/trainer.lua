@@ -666,57 +666,24 @@ local function train_models(cfg, run, opts, open)
   return results
 end
 
---- The devices of `--devices LIST` ("0,1" = cuda:0,cuda:1; "cpu,cpu" runs the multi-process path on the host),
--- each checked; raises on an empty or bad list.
-function M.parse_devices(list)
-  local devs = {}
-  for name in tostring(list):gmatch("[^,]+") do
-    name = name:match("^%s*(.-)%s*$")
-    if name:match("^%d+$") then name = "cuda:" .. name end
-    devs[#devs + 1] = device.resolve(name)
-  end
-  if #devs == 0 then error("--devices needs a list of devices, e.g. 0,1", 0) end
-  local cuda = devs[1]:match("^cuda") ~= nil
-  for _, d in ipairs(devs) do
-    if (d:match("^cuda") ~= nil) ~= cuda then error("--devices: all CUDA devices or all cpu, not a mix", 0) end
-  end
-  return devs
-end
-
-local function q(x) return "'" .. tostring(x):gsub("'", "'\\''") .. "'" end
-
 -- Starts ranks 1..n-1 of a data-parallel run in the background: `realnet train --out DIR --rank R/N --device D`,
 -- output and exit status in the rendezvous directory (rank<R>.log, rank<R>.rc).
 local function start_ranks(run_dir, ddir, devs, resume, bin)
-  local jobs = {}
   for r = 1, #devs - 1 do
-    local parts = {"REALNET_DIST_PARENT=" .. core.getpid(), q(bin or arg and arg[-1] or "realnet"), "train", "--out",
-                   q(run_dir), "--rank", ("%d/%d"):format(r, #devs), "--device", q(devs[r + 1])}
-    if resume then parts[#parts + 1] = "--resume" end
-    local base = ("%s/rank%d"):format(ddir, r)
-    jobs[r] = ("( %s > %s 2>&1; echo $? > %s ) &"):format(table.concat(parts, " "), q(base .. ".log"), q(base .. ".rc"))
+    local words = {bin or arg and arg[-1] or "realnet", "train", "--out", run_dir, "--rank", ("%d/%d"):format(r, #devs),
+                   "--device", devs[r + 1]}
+    if resume then words[#words + 1] = "--resume" end
+    dist.start(words, ("%s/rank%d"):format(ddir, r), {"REALNET_DIST_PARENT=" .. core.getpid()})
   end
-  os.execute(table.concat(jobs, " "))
 end
 
 -- Waits for ranks 1..n-1 to exit; raises with the log of one that failed.
 local function wait_ranks(ddir, n)
   for r = 1, n - 1 do
     local base = ("%s/rank%d"):format(ddir, r)
-    local t0 = rn.now()
-    while core.file_type(base .. ".rc") ~= "file" do
-      if rn.now() - t0 > 300 then error(("rank %d has not exited 300 s after training ended (%s.log)"):format(r, base), 0) end
-      core.sleep(0.05)
-    end
-    local f = io.open(base .. ".rc", "rb")
-    local rc = f and (f:read("a") or ""):match("%d+") or "?"
-    if f then f:close() end
-    if rc ~= "0" then
-      local lf = io.open(base .. ".log", "rb")
-      local log = lf and lf:read("a") or ""
-      if lf then lf:close() end
-      error(("rank %d exited with status %s; %s.log ends:\n%s"):format(r, rc, base, log:sub(-1500)), 0)
-    end
+    local rc, log = dist.wait(base, 300)
+    if not rc then error(("rank %d has not exited 300 s after training ended (%s.log)"):format(r, base), 0) end
+    if rc ~= "0" then error(("rank %d exited with status %s; %s.log ends:\n%s"):format(r, rc, base, log), 0) end
   end
 end
 
