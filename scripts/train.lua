@@ -41,11 +41,9 @@ local SPEC = {
     {"--resume", type = "flag", help = "continue the run in --out from its last checkpoint"},
     {"--print-config", type = "flag", help = "print the resolved config and exit"},
     {"--device", metavar = "cpu|cuda[:N]", help = "where the network runs (cpu; trainer.device)"},
-    {"--devices", metavar = "LIST", help = "data-parallel on several devices, one process each: 0,1 = cuda:0,cuda:1 " ..
-     "(NCCL); trainer.batch is split between them"},
+    {"--devices", metavar = "LIST", help = "data-parallel, a process per device (0,1 = cuda:0,cuda:1); splits the batch"},
     {"--rank", metavar = "R/N", help = "be rank R of N of the data-parallel run in --out (what --devices starts)"},
-    {"--mpi", type = "flag", help = "be one rank of a job an MPI launcher started (mpirun -np N realnet train " ..
-     "... --mpi): ranks from its environment, device cuda:<local rank> unless --device; --out on a shared filesystem"},
+    {"--mpi", type = "flag", help = "be a rank of an mpirun job (cuda:<local rank>); --out on a shared filesystem"},
   },
   overrides = true,
   epilog = "dotted overrides set any config field, e.g. --trainer.lr=2e-4 --model.recon.arch=B\n" ..
