@@ -289,15 +289,20 @@ function M.train_eval(ctx, name, tcfg)
   local ev = ctx.cfg.eval
   local t0 = core.now()
   local m = reusable(dir, tcfg)
+  local seconds
   if m then
     print(("reusing %s (evaluated with the same config)"):format(dir))
+    -- the time it took when it ran (unknown for variants finished before it was recorded)
+    seconds = (read_json(dir .. "/variant.json") or {}).seconds
   else
     trainer.check(tcfg)
     trainer.run(tcfg, {out = dir})
     m = evaluator.run(dir, {overlays = ev.overlays, maps = ev.maps, batch = ev.batch})
+    seconds = core.now() - t0
+    rundir.write_atomic(dir .. "/variant.json", json.encode({seconds = seconds}) .. "\n")
   end
   return {variant = name, method = tcfg.method, image_auroc = m.image_auroc, pixel_auroc = m.pixel_auroc,
-          aupro = m.aupro, f1_max = m.f1_max, seconds = core.now() - t0, dir = dir}
+          aupro = m.aupro, f1_max = m.f1_max, seconds = seconds, dir = dir}
 end
 
 --- Runs the variants ({name, set, cols}) in order, then the PatchCore baseline (when cfg.baseline) with the
