@@ -208,7 +208,16 @@ function Files:all_reduce_mean(tensors)
   if call > 2 then os.remove(self:path(call - 2, self.rank)) end
 end
 
+--- Leaves the communicator: once every rank has said so (so all have read the last calls' files), each
+-- removes its own remaining files.
 function Files:close()
+  if self.size == 1 or self.closed then return end
+  self.closed = true
+  local mark = "%s/%s.closed.%d"
+  rundir.write_atomic(mark:format(self.dir, self.tag, self.rank), "")
+  local paths = {}
+  for r = 0, self.size - 1 do paths[r + 1] = mark:format(self.dir, self.tag, r) end
+  wait_files(self, paths, "the other ranks to finish")
   for c = math.max(1, self.calls - 1), self.calls do os.remove(self:path(c, self.rank)) end
 end
 

@@ -35,7 +35,10 @@ local ok, err = pcall(function()
   out.w = w:detach():totable()
   out.all_finite = opt:all_finite(rank == 0)                 -- rank 1's loss was not finite: both skip
   out.stopped = opt.stopped
+  if rank == 0 then rn.sleep(0.5) end                        -- rank 0 is late to close: rank 1 must wait for it,
+  out.close_start = rn.now()                                 -- or it would delete files rank 0 may still read
   comm:close()
+  out.close_end = rn.now()
 end)
 out.err = not ok and tostring(err) or nil
 local f = assert(io.open(ddir .. "/out." .. rank .. ".lua", "w"))
@@ -45,6 +48,7 @@ f:close()
 
 -- Runs the worker as ranks 0 and 1 at once; returns what each wrote.
 local function two_ranks(name, mode, env)
+  env = "REALNET_DIST_TIMEOUT=30 " .. (env or "") -- a broken rendezvous fails the test instead of hanging it
   local ddir = dir .. "/" .. name
   dist.reset(ddir)
   local cmd = ("cd %s && (%s %s run %s 0 %s %s > %s/log0 2>&1 & %s %s run %s 1 %s %s > %s/log1 2>&1; wait)"):format(
@@ -83,6 +87,9 @@ describe("realnet.dist", function()
     end
     assert.are.equal("another rank", res[0].stopped)
     assert.are.equal("rank 1", res[1].stopped)
+    -- closing waited for both ranks (the clock is the machine's monotonic one), then each removed its files
+    assert.is_true(res[1].close_end >= res[0].close_start)
+    assert.is_nil(table.concat(rn.listdir(dir .. "/avg"), " "):match("%.h5"))
   end)
 
   it("stops waiting when another rank fails, naming it and its message", function()
