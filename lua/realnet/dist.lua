@@ -23,14 +23,6 @@ local M = {}
 
 local POLL = 0.005 -- seconds between looks at the rendezvous directory, doubled up to 0.2 while waiting
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
 --- The rendezvous directory of a run: made fresh by rank 0 before it starts the other ranks.
 function M.rendezvous(run_dir) return run_dir .. "/.dist" end
 
@@ -50,14 +42,14 @@ local function check_peers(self, what, t0)
   for _, name in ipairs(core.listdir(self.dir) or {}) do
     local r = name:match("^failed%.(%d+)$")
     if r and tonumber(r) ~= self.rank then
-      local msg = (read_file(self.dir .. "/" .. name) or ""):gsub("%s+$", "")
+      local msg = (rundir.read_text(self.dir .. "/" .. name) or ""):gsub("%s+$", "")
       error(("rank %s failed: %s"):format(r, msg), 0)
     end
     local rc_rank = name:match("^rank(%d+)%.rc$")
     if rc_rank and tonumber(rc_rank) ~= self.rank then
-      local rc = (read_file(self.dir .. "/" .. name) or ""):match("%d+")
+      local rc = (rundir.read_text(self.dir .. "/" .. name) or ""):match("%d+")
       if rc and rc ~= "0" then
-        local log = read_file(("%s/rank%s.log"):format(self.dir, rc_rank)) or ""
+        local log = rundir.read_text(("%s/rank%s.log"):format(self.dir, rc_rank)) or ""
         error(("rank %s exited with status %s while rank %d waited for %s; its log ends:\n%s"):format(rc_rank, rc,
           self.rank, what, log:sub(-1200)), 0)
       end
@@ -162,11 +154,11 @@ end
 function M.wait(base, timeout)
   local t0 = core.now()
   while core.file_type(base .. ".rc") ~= "file" do
-    if timeout and core.now() - t0 > timeout then return nil, read_file(base .. ".log") or "" end
+    if timeout and core.now() - t0 > timeout then return nil, rundir.read_text(base .. ".log") or "" end
     core.sleep(0.05)
   end
-  local rc = (read_file(base .. ".rc") or ""):match("%d+") or "?"
-  return rc, (read_file(base .. ".log") or ""):sub(-1500)
+  local rc = (rundir.read_text(base .. ".rc") or ""):match("%d+") or "?"
+  return rc, (rundir.read_text(base .. ".log") or ""):sub(-1500)
 end
 
 -- ------------------------------------------------------------------ the files transport
@@ -267,7 +259,7 @@ function M.join(o)
     local idfile = ("%s/%s.nccl_id"):format(self.dir, self.tag)
     if rank == 0 then rundir.write_atomic(idfile, core.nccl.unique_id()) end
     wait_files(self, {idfile}, "the NCCL id from rank 0")
-    local id = read_file(idfile)
+    local id = rundir.read_text(idfile)
     self.comm = core.nccl.join(id, size, rank, tonumber(device:match("^cuda:(%d+)$") or "0"))
   end
   rundir.write_atomic(("%s/%s.joined.%d"):format(self.dir, self.tag, rank), "")

@@ -261,20 +261,12 @@ end
 --- A file-system friendly name of a variant.
 function M.slug(name) return (tostring(name):gsub("[^%w%.%-_+=]+", "_")) end
 
-local function read_json(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  local ok, v = pcall(json.decode, text)
-  return ok and type(v) == "table" and v or nil
-end
 
 -- metrics.json of a finished variant trained with exactly tcfg, or nil (a stale directory is moved aside).
 local function reusable(dir, tcfg)
   if core.file_type(dir) ~= "directory" then return nil end
   local saved = config.load(dir .. "/config.lua")
-  local m = read_json(dir .. "/metrics.json")
+  local m = rundir.read_json(dir .. "/metrics.json")
   if saved and m and config.dump(saved) == config.dump(tcfg) then return m end
   local k, aside = 1, dir .. ".stale"
   while core.file_type(aside) do k = k + 1; aside = dir .. ".stale" .. k end
@@ -293,7 +285,7 @@ function M.train_eval(ctx, name, tcfg)
   if m then
     print(("reusing %s (evaluated with the same config)"):format(dir))
     -- the time it took when it ran (unknown for variants finished before it was recorded)
-    seconds = (read_json(dir .. "/variant.json") or {}).seconds
+    seconds = (rundir.read_json(dir .. "/variant.json") or {}).seconds
   else
     trainer.check(tcfg)
     trainer.run(tcfg, {out = dir})

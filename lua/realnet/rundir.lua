@@ -46,6 +46,23 @@ function M.mkdir(path)
   return path
 end
 
+--- The whole content of a file, or nil, msg when it cannot be opened.
+function M.read_text(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+--- A JSON file holding an object, decoded; nil when it is missing or not such a file (a run's optional records).
+function M.read_json(path)
+  local text = M.read_text(path)
+  if not text then return nil end
+  local ok, v = pcall(json.decode, text)
+  return ok and type(v) == "table" and v or nil
+end
+
 local tmp_counter = 0
 --- Writes text to path through a temporary file and a rename (atomic on POSIX); raises on failure.
 function M.write_atomic(path, text)
@@ -135,10 +152,8 @@ end
 
 --- Reads a CSV file written by these writers: the header and the rows as lists of strings.
 function M.read_csv(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local text = f:read("a")
-  f:close()
+  local text, err = M.read_text(path)
+  if not text then return nil, err end
   local rows, row, field, i, quoted = {}, {}, {}, 1, false
   while i <= #text do
     local c = text:sub(i, i)

@@ -316,15 +316,7 @@ end
 local function ckpt_name(epoch) return ("epoch_%04d.h5"):format(epoch) end
 
 --- The commit record of the last checkpoint (a table) or nil.
-function M.last_checkpoint(dir)
-  local f = io.open(dir .. "/checkpoints/last.json", "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  local ok, t = pcall(json.decode, text)
-  if not ok or type(t) ~= "table" then return nil end
-  return t
-end
+function M.last_checkpoint(dir) return rundir.read_json(dir .. "/checkpoints/last.json") end
 
 --- Every stored per-epoch model checkpoint: a list of {epoch, path}, by epoch.
 function M.list_checkpoints(dir)

@@ -254,14 +254,7 @@ end
 -- ------------------------------------------------------------------ checkpoints
 
 --- The commit record of the last checkpoint (a table) or nil.
-function M.last_checkpoint(dir)
-  local f = io.open(dir .. "/checkpoints/last.json", "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  local ok, t = pcall(json.decode, text)
-  return ok and type(t) == "table" and t or nil
-end
+function M.last_checkpoint(dir) return rundir.read_json(dir .. "/checkpoints/last.json") end
 
 local function attrs_of(cfg, classes, step, extra)
   local a = {content = "realnet.sdas", sdas_config = identity(cfg), classes = table.concat(classes, ","),
