@@ -261,7 +261,6 @@ end
 --- A file-system friendly name of a variant.
 function M.slug(name) return (tostring(name):gsub("[^%w%.%-_+=]+", "_")) end
 
-
 -- metrics.json of a finished variant trained with exactly tcfg, or nil (a stale directory is moved aside).
 local function reusable(dir, tcfg)
   if core.file_type(dir) ~= "directory" then return nil end

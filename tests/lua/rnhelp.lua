@@ -43,13 +43,7 @@ end
 function H.q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 --- The bytes of a file, or nil and the error when it cannot be opened.
-function H.read(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+H.read = require("realnet.rundir").read_text
 
 --- The bytes of a file, or "" when it cannot be opened.
 function H.slurp(path) return H.read(path) or "" end
