@@ -111,9 +111,7 @@ end)
 describe("realnet train --devices", function()
   local DATA = dir .. "/demo"
   rn.demo_data.make(DATA, {seed = 1, size = 64, train = 10, test_good = 2, test_defect = 1})
-  local TINY = "--batch 4 --image-size 32 --backbone resnet18 --afs 8,16,16 --model.afs.batches=1 "
-    .. "--model.afs.batch=4 --model.disc.hidden=8 --model.disc.mid=8,8 --model.recon.channel_mult=1 "
-    .. "--model.recon.attention=1 --model.recon.norm_groups=8 --model.recon.head_channels=8"
+  local TINY = H.TINY_TRAIN
 
   it("gives each rank its part of every batch with the anomalies one process would make", function()
     local synth = function() return rn.synth.new{source = "cutpaste", seed = 3, foreground = false, quiet = true} end

@@ -14,9 +14,7 @@ local DATA = dir .. "/demo"
 rn.demo_data.make(DATA, {seed = 1, size = 64, train = 8, test_good = 2, test_defect = 1})
 local CAT = DATA .. "/demo_surface"
 
-local TINY = "--batch 4 --image-size 32 --backbone resnet18 --afs 8,16,16 --model.afs.batches=1 --model.afs.batch=4 "
-  .. "--model.disc.hidden=8 --model.disc.mid=8,8 --model.recon.channel_mult=1 --model.recon.attention=1 "
-  .. "--model.recon.norm_groups=8 --model.recon.head_channels=8"
+local TINY = H.TINY_TRAIN
 
 local function sh(args, stderr_apart)
   local redirect = stderr_apart and (" 2>" .. dir .. "/stderr.txt") or " 2>&1"

@@ -13,9 +13,7 @@ rn.demo_data.make(DATA, {seed = 1, size = 64, train = 10, test_good = 2, test_de
 rn.demo_data.make(DATA, {seed = 2, size = 64, train = 6, test_good = 2, test_defect = 1, category = "demo_b",
                          texture = "fabric"})
 
-local TINY = "--batch 4 --image-size 32 --backbone resnet18 --afs 8,16,16 --model.afs.batches=1 --model.afs.batch=4 "
-  .. "--model.disc.hidden=8 --model.disc.mid=8,8 --model.recon.channel_mult=1 --model.recon.attention=1 "
-  .. "--model.recon.norm_groups=8 --model.recon.head_channels=8 --trainer.checkpoint_every=1"
+local TINY = H.TINY_TRAIN .. " --trainer.checkpoint_every=1"
 
 -- Runs the realnet binary; returns the exit code and stdout + stderr.
 local function sh(args) return H.sh(BIN, dir, args) end

@@ -180,20 +180,26 @@ function Model:block_features(x)
   return core.no_grad(function() return self:align(self.afs(self:extract(x))) end)
 end
 
+--- Reconstructions and squared residuals (x - recon(x))^2 per block, each at its block's side.
+function Model:residuals(blocks)
+  local recon, residual = {}, {}
+  local nets = self.recon:children()
+  for b, x in ipairs(blocks) do
+    recon[b] = nets[b](x)
+    residual[b] = (x - recon[b]):square()
+  end
+  return residual, recon
+end
+
 --- Reconstruction, residuals, RRS and discriminator: logits [B,2,H,W] and the reconstructions per block.
 -- training selects batch statistics (and running updates) in RRS.
 function Model:head(blocks, training)
-  local recon, residual = {}, {}
-  local nets = self.recon:children()
+  local residual, recon = self:residuals(blocks)
   local side = self.residual_side
-  for b, x in ipairs(blocks) do
-    local r = nets[b](x)
-    recon[b] = r
-    local e = (x - r):square()
+  for b, e in ipairs(residual) do
     if self.blocks[b].side ~= side then
-      e = core.upsample(e, {size = {side, side}, mode = "bilinear", align_corners = true})
+      residual[b] = core.upsample(e, {size = {side, side}, mode = "bilinear", align_corners = true})
     end
-    residual[b] = e
   end
   local R = #residual == 1 and residual[1] or core.cat(residual, 2)
   local S = self.selector:forward(R, {training = training, indices = false})
