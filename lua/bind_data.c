@@ -404,15 +404,6 @@ static int d_default_workers(lua_State *L) {
   return 1;
 }
 
-static void new_metatable(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *meta) {
-  luaL_newmetatable(L, name);
-  luaL_setfuncs(L, meta, 0);
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-}
-
 void rn_lua_open_data(lua_State *L) {
   static const luaL_Reg ds_methods[] = {
     {"get", d_get}, {"entry", d_entry}, {"image_u8", d_image_u8}, {"info", d_info}, {"batches", d_batches}, {"free", d_release}, {NULL, NULL}};
@@ -425,7 +416,7 @@ void rn_lua_open_data(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"dataset", d_new}, {"dataset_check", d_check}, {"dataset_categories", d_categories},
     {"dataset_detect", d_detect}, {"data_default_workers", d_default_workers}, {NULL, NULL}};
-  new_metatable(L, RN_DATASET_MT, ds_methods, ds_meta);
-  new_metatable(L, RN_LOADER_MT, ld_methods, ld_meta);
+  rn_lua_new_class(L, RN_DATASET_MT, ds_meta, ds_methods);
+  rn_lua_new_class(L, RN_LOADER_MT, ld_meta, ld_methods);
   rn_lua_register(L, fns, 0);
 }

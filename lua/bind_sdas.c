@@ -342,15 +342,6 @@ static int s_tostring(lua_State *L) {
   return 1;
 }
 
-static void new_class(lua_State *L, const char *mt, const luaL_Reg *methods, const luaL_Reg *meta) {
-  luaL_newmetatable(L, mt);
-  luaL_setfuncs(L, meta, 0);
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-}
-
 void rn_lua_open_sdas(lua_State *L) {
   static const luaL_Reg dmeth[] = {
     {"steps", d_steps}, {"base_steps", d_base_steps}, {"learn_sigma", d_learn_sigma}, {"timesteps", d_timesteps},
@@ -362,8 +353,8 @@ void rn_lua_open_sdas(lua_State *L) {
   static const luaL_Reg smeth[] = {{"sample", s_sample}, {"diffusion", s_diffusion}, {"model", s_model},
                                    {NULL, NULL}};
   static const luaL_Reg smeta[] = {{"__tostring", s_tostring}, {NULL, NULL}};
-  new_class(L, RN_DIFF_MT, dmeth, dmeta);
-  new_class(L, RN_SAMPLER_MT, smeth, smeta);
+  rn_lua_new_class(L, RN_DIFF_MT, dmeta, dmeth);
+  rn_lua_new_class(L, RN_SAMPLER_MT, smeta, smeth);
   static const luaL_Reg fns[] = {
     {"sdas_diffusion", d_new}, {"sdas_sampler", s_new}, {"sdas_normal_kl", l_normal_kl},
     {"sdas_discretized_gaussian_log_likelihood", l_disc_ll}, {NULL, NULL}};

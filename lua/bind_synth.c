@@ -395,14 +395,7 @@ void rn_lua_open_synth(lua_State *L) {
     {"poisson_blend", f_poisson}, {"augment", f_augment}, {"rotate", f_rotate}, {"resize", f_resize},
     {"to_chw", f_to_chw}, {"from_chw", f_from_chw}, {"grid", f_grid}, {"stack", f_stack}, {"mask_u8", f_mask_u8},
     {NULL, NULL}};
-  luaL_newmetatable(L, RN_SYNTH_MT);
-  luaL_setfuncs(L, meta, 0);
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pushliteral(L, RN_SYNTH_MT);
-  lua_setfield(L, -2, "__name");
-  lua_pop(L, 1);
+  rn_lua_new_class(L, RN_SYNTH_MT, meta, methods);
   lua_newtable(L);
   luaL_setfuncs(L, fns, 0);
   lua_setfield(L, -2, "synth_core");
