@@ -116,8 +116,6 @@ local function score_names(model, levels)
   return names
 end
 
-local function concat(a, b) return table.move(b, 1, #b, #a + 1, table.move(a, 1, #a, 1, {})) end
-
 -- AUROC of one score over items (nil when one class is missing).
 local function auroc_of(items, name)
   local s, y, pos, neg = {}, {}, 0, 0
@@ -154,20 +152,21 @@ function M.run(dir, opts)
     log(("%s: a bank of %d training images, %s feature rows per level"):format(cat, n, table.concat(sizes, "/")))
     local items = score_test(pred, cfg, cat, bank)
     names = score_names(pred.model, #bank)
-    local by_defect = {}
+    local mine = {} -- this category's defect types with anomalous images
     for _, it in ipairs(items) do
-      if it.defect ~= "good" then
+      if it.label > 0 and not mine[it.defect] then
+        mine[it.defect] = true
         if not seen_defect[it.defect] then seen_defect[it.defect] = true; defects[#defects + 1] = it.defect end
-        by_defect[it.defect] = by_defect[it.defect] or {}
-        table.insert(by_defect[it.defect], it)
       end
     end
-    local good = {}
-    for _, it in ipairs(items) do if it.label == 0 then good[#good + 1] = it end end
     for _, name in ipairs(names) do
       local r = {category = cat, score = name, all = auroc_of(items, name)}
-      for d, list in pairs(by_defect) do
-        r[d] = auroc_of(concat(list, good), name)
+      for d in pairs(mine) do -- this defect's anomalous images against every normal one
+        local sub = {}
+        for _, it in ipairs(items) do
+          if it.label == 0 or it.defect == d then sub[#sub + 1] = it end
+        end
+        r[d] = auroc_of(sub, name)
       end
       rows[#rows + 1] = r
     end

@@ -37,6 +37,19 @@ describe("realnet diagnose", function()
     end
     assert.are.same({"disc", "residual_1", "residual_2", "residual_3", "knn_1", "knn_2", "knn_3"}, names)
     assert.is_true(math.abs(tonumber(rows[1][3]) - m.image_auroc) < 1e-6)
+    -- per defect: that defect's anomalous images against every normal one, from eval's scores.csv
+    local sh_, srows = rundir.read_csv(dir .. "/runs/a/scores.csv")
+    local col = {}
+    for i, c in ipairs(sh_) do col[c] = i end
+    for i = 4, #head do
+      local s, y = {}, {}
+      for _, r in ipairs(srows) do
+        if r[col.label] == "0" or r[col.defect] == head[i] then
+          s[#s + 1], y[#y + 1] = tonumber(r[col.score]), tonumber(r[col.label])
+        end
+      end
+      assert.is_true(math.abs(tonumber(rows[1][i]) - rn.metrics.auroc(s, y)) < 1e-6, head[i])
+    end
     assert.matches("| demo_surface | disc |", out, 1, true)
   end)
 
