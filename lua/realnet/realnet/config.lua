@@ -26,7 +26,9 @@
 -- plateau after about 40 steps at 1e-3 but only after about 190 at 1e-4, and an hour on 2 cores is about 30
 -- epochs (3,000 steps) where the paper trains 14,000.
 -- Over 30 epochs of DTD synthesis on magnetic_tile, though, 1e-3 peaks at epoch 15 and then degrades while
--- 1e-4 keeps improving and ends better on all three metrics (README, magnetic_tile table): a candidate default.
+-- 1e-4 keeps improving and ends better on all three metrics (README, magnetic_tile table), and loss.mse_weight
+-- 10 or 30 on top of it better still: candidate defaults, not yet adopted because every recipe table and the
+-- quickstart's timing were measured with these.
 local M = {}
 
 local PRESETS = {
