@@ -76,22 +76,24 @@ local function pooled_max(m, k)
 end
 
 -- Scores of every test image of one category: a list of {defect, label, scores = {name = value}}.
+-- The model is in eval mode (predictor.open), so RRS and the discriminator use running statistics.
 local function score_test(pred, cfg, category, bank)
   local model, S = pred.model, pred.image_size
   local ds <close> = trainer.open_split(cfg, category, "test", S)
   if #ds == 0 then error(("diagnose: no test images for %s"):format(category), 0) end
   local out = {}
   for b in ds:batches{batch = 8} do
-    local _, disc = pred:predict_batch(b.images)
     local labels = metrics.image_labels(b.masks):totable()
     local B = b.images:shape()[1]
-    local per = {disc = disc:totable()}
-    core.no_grad(function()
+    local per = {}
+    core.no_grad(function() -- one backbone and reconstruction pass serves all three scores
       local sel = model.afs(model:extract(b.images))
-      local residual = model:residuals(model:align(sel))
-      for i, e in ipairs(residual) do
+      local blocks = model:align(sel)
+      local logits, recon = model:head(blocks, false)
+      per.disc = select(2, model:maps_and_scores(logits)):totable()
+      for i, x in ipairs(blocks) do
         local k = math.floor(model.score_pool * model.blocks[i].side / S + 0.5)
-        per["residual_" .. i] = pooled_max(e:mean({2}, true), k)
+        per["residual_" .. i] = pooled_max((x - recon[i]):square():mean({2}, true), k)
       end
       for l, f in ipairs(sel) do
         local q, hw = rows_of(f)

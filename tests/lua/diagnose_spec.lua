@@ -10,10 +10,8 @@ local BIN = os.getenv("REALNET_BIN") or "realnet"
 local dir = H.tmpdir()
 rn.demo_data.make(dir .. "/demo", {seed = 3, size = 64, train = 10, test_good = 3, test_defect = 1})
 
-local TINY = H.TINY_TRAIN
-
 local function sh(args) return H.sh(BIN, dir, args) end
-local rc0, out0 = sh("train --data demo --category demo_surface --out runs/a --epochs 1 " .. TINY)
+local rc0, out0 = sh("train --data demo --category demo_surface --out runs/a --epochs 1 " .. H.TINY_TRAIN)
 assert(rc0 == 0, out0)
 
 describe("realnet diagnose", function()

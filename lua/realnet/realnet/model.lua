@@ -180,31 +180,32 @@ function Model:block_features(x)
   return core.no_grad(function() return self:align(self.afs(self:extract(x))) end)
 end
 
---- Reconstructions and squared residuals (x - recon(x))^2 per block, each at its block's side.
-function Model:residuals(blocks)
-  local recon, residual = {}, {}
-  local nets = self.recon:children()
-  for b, x in ipairs(blocks) do
-    recon[b] = nets[b](x)
-    residual[b] = (x - recon[b]):square()
-  end
-  return residual, recon
-end
-
 --- Reconstruction, residuals, RRS and discriminator: logits [B,2,H,W] and the reconstructions per block.
 -- training selects batch statistics (and running updates) in RRS.
 function Model:head(blocks, training)
-  local residual, recon = self:residuals(blocks)
+  local recon, residual = {}, {}
+  local nets = self.recon:children()
   local side = self.residual_side
-  for b, e in ipairs(residual) do
+  for b, x in ipairs(blocks) do
+    local r = nets[b](x)
+    recon[b] = r
+    local e = (x - r):square()
     if self.blocks[b].side ~= side then
-      residual[b] = core.upsample(e, {size = {side, side}, mode = "bilinear", align_corners = true})
+      e = core.upsample(e, {size = {side, side}, mode = "bilinear", align_corners = true})
     end
+    residual[b] = e
   end
   local R = #residual == 1 and residual[1] or core.cat(residual, 2)
   local S = self.selector:forward(R, {training = training, indices = false})
   local S_ = self.cfg.image_size
   return self.disc(S, S_, S_), recon
+end
+
+--- Anomaly maps [B,1,S,S] (softmax probability of the anomaly class) and image scores [B] from head's logits.
+function Model:maps_and_scores(logits)
+  local p = core.softmax(logits, 2):narrow(2, 2, 1):contiguous()
+  local k = math.min(self.score_pool, self.cfg.image_size)
+  return p, core.avg_pool2d(p, k, {stride = 1}):max({2, 3, 4})
 end
 
 --- Inference (spec 9): x float32 [B,3,S,S] -> anomaly probability maps [B,1,S,S] (softmax of the anomaly class)
@@ -215,11 +216,7 @@ function Model:forward(x)
   local prev = self.training
   self:train(false)
   local ok, maps, scores = pcall(core.no_grad, function()
-    local logits = self:head(self:block_features(x), false)
-    local p = core.softmax(logits, 2):narrow(2, 2, 1):contiguous()
-    local k = math.min(self.score_pool, self.cfg.image_size)
-    local pooled = core.avg_pool2d(p, k, {stride = 1})
-    return p, pooled:max({2, 3, 4})
+    return self:maps_and_scores(self:head(self:block_features(x), false))
   end)
   self:train(prev)
   if not ok then error(maps, 0) end
