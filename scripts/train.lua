@@ -1,7 +1,7 @@
 -- Train RealNet (or the PatchCore baseline) on a category, every category, or all categories in one model.
 --
 --   realnet train --data DIR --category NAME [--out RUNDIR] [--preset cpu|paper] [--epochs N] [--weights FILE]
---                 [--synth sia|dtd|cutpaste|nsa --sia DIR --dtd DIR] [--method realnet|patchcore] [--resume]
+--                 [--synth sia|dtd|cutpaste|nsa[,...] --sia DIR --dtd DIR] [--method realnet|patchcore] [--resume]
 --                 [--config FILE.lua] [--devices 0,1 | --mpi] [--section.key=value ...]
 --
 -- Writes the run directory RUNDIR (default runs/<timestamp>): config.lua (every field), log.txt, model.h5
@@ -24,7 +24,13 @@ local SPEC = {
     {"--unified", type = "flag", help = "with --category all: one model for all categories (DTD synthesis)"},
     {"--backbone", help = "backbone architecture (preset: resnet50v2 / wide_resnet50_2)"},
     {"--weights", type = "path", help = "backbone weights (safetensors / HDF5); without: random init"},
-    {"--synth", type = "choice", choices = {"sia", "dtd", "cutpaste", "nsa"}, help = "anomaly source (cutpaste)"},
+    {"--synth", metavar = "SRC[,SRC...]", help = "anomaly source: sia, dtd, cutpaste or nsa (cutpaste); several "
+      .. "joined by commas mix them, each synthetic sample drawing one",
+     type = function(text)
+       local ok, err = pcall(trainer.synth_sources, text)
+       if not ok then return nil, err end
+       return text
+     end},
     {"--sia", type = "path", metavar = "DIR", help = "SDAS images (--synth sia)"},
     {"--dtd", type = "path", metavar = "DIR", help = "DTD textures (--synth dtd)"},
     {"--image-size", type = "int", min = 8, help = "input side in pixels"},

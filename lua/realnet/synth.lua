@@ -130,6 +130,7 @@ function M.new(opts)
   end
   if o.foreground ~= nil then self.rule = fg.normalize(o.foreground) end
   self.picker = core.generator(o.seed or 0, 1 << 40) -- item choices; samples use streams 0, 1, 2, ...
+  self.partners = o.source == "nsa" -- apply needs the partner images NSA takes its patch from
   if self.rule or o.category then self:_build(o.category) end
   return self
 end
@@ -160,6 +161,7 @@ end
 function Synth:_build(category)
   if self.c then return end
   local o = self.opts
+  category = o.category or category
   if not self.rule then
     local r, msg = nil, nil
     if category then r, msg = fg.lookup(category, o.dataset, o.foreground_table)
@@ -190,31 +192,35 @@ end
 -- output "uint8": A, I uint8 [n,H,W,3], M uint8 [n,H,W]). opts.indices (1-based) picks the items; otherwise
 -- they are drawn uniformly from the synthesiser's seed. Item images are float32 [3,H,W] (opts.input =
 -- "imagenet" | "unit", default from ds:info().normalize) or uint8 [H,W,3].
-function Synth:batch(ds, n, opts)
+function Synth:batch(ds, n, opts) return M.batch_of(self, ds, n, opts, 2) end
+
+-- Synth:batch for any synthesiser s (a Synth or a Mix): s.picker draws the items, s:_build(category) readies
+-- it for the dataset's category, s.partners says whether apply needs NSA partner images.
+function M.batch_of(s, ds, n, opts, level)
   opts = opts or {}
   local size = #ds
-  if size < 1 then error("synth: the dataset is empty", 2) end
+  if size < 1 then error("synth: the dataset is empty", level + 1) end
   n = n or 1
-  if math.type(n) ~= "integer" or n < 1 then error("synth: batch size must be a positive integer", 2) end
+  if math.type(n) ~= "integer" or n < 1 then error("synth: batch size must be a positive integer", level + 1) end
   local info = type(ds.info) == "function" and ds:info() or {}
-  self:_build(self.opts.category or info.category)
+  s:_build(info.category)
   local idx = opts.indices
   if idx then
-    if #idx ~= n then error(("synth: %d indices for a batch of %d"):format(#idx, n), 2) end
+    if #idx ~= n then error(("synth: %d indices for a batch of %d"):format(#idx, n), level + 1) end
   else
     idx = {}
-    for i = 1, n do idx[i] = self.picker:int(1, size) end
+    for i = 1, n do idx[i] = s.picker:int(1, size) end
   end
   local input = opts.input or dataset_norm(ds)
   local imgs = {}
   for i = 1, n do imgs[i] = ds:get(idx[i]).image end
   local others = nil
-  if self.opts.source == "nsa" then
+  if s.partners then
     local list = {}
     for i = 1, n do
       local j = idx[i]
       if size > 1 then
-        j = self.picker:int(1, size - 1)
+        j = s.picker:int(1, size - 1)
         if j >= idx[i] then j = j + 1 end -- another image than the one being changed
       end
       list[i] = ds:get(j).image
@@ -222,7 +228,7 @@ function Synth:batch(ds, n, opts)
     others = sc.stack(list, input)
   end
   local I8 = sc.stack(imgs, input)
-  local A, M = self:apply(I8, others)
+  local A, M = s:apply(I8, others)
   local out = opts.output or (input == "unit" and "unit" or "imagenet")
   if out == "uint8" then return A, I8, M end
   return sc.to_chw(A, out), sc.to_chw(I8, out), sc.to_chw(M, "raw")
@@ -235,7 +241,7 @@ function Synth:apply(images, others)
   if self.opts.sampler and refresh > 0 and self.count - self.pool_at >= refresh then
     self:_new_pool()
   end
-  self:_build(self.opts.category)
+  self:_build()
   local A, M, fb = self.c:apply(images, others, self.count)
   self.count = self.count + images:size(1)
   self.fallbacks = self.fallbacks + fb
@@ -285,6 +291,85 @@ function M.write_grid(path, A, Mk, I, norm, gap)
   return g
 end
 
+-- ------------------------------------------------------------------ mixtures
+
+-- A mixture of synthesisers (spec 3: each synthetic sample draws its anomaly type). It answers like one
+-- synthesiser: apply, count, stats, describe, free.
+local Mix = {}
+Mix.__index = Mix
+
+-- The stream of the per-sample source choices, apart from the sources' own streams 0, 1, 2, ...
+local MIX_STREAM = 1 << 41
+
+--- A mixture of synthesisers: each sample, numbered on from the mixture's counter, takes its anomaly from one
+-- part chosen uniformly from (seed, sample number) alone, and that part draws it as its own sample of the same
+-- number, so the anomalies depend on neither batch boundaries nor thread count, and a resumed run (count
+-- restored) continues exactly.
+--   local mix = rn.synth.mix({rn.synth.new{source = "dtd", dir = d}, rn.synth.new{source = "nsa"}}, {seed = 7})
+function M.mix(parts, opts)
+  if type(parts) ~= "table" or #parts < 1 then error("synth.mix expects a list of synthesisers", 2) end
+  for i, p in ipairs(parts) do
+    if getmetatable(p) ~= Synth then error(("synth.mix: part %d is not a synthesiser"):format(i), 2) end
+  end
+  opts = opts or {}
+  local self = setmetatable({parts = parts, count = 0, seed = opts.seed or 0}, Mix)
+  self.picker = core.generator(self.seed, 1 << 40) -- item choices of batch, as a synthesiser's
+  self.partners = false -- NSA parts blend in a patch of another image: apply then needs `others`
+  for _, p in ipairs(parts) do self.partners = self.partners or p.partners end
+  return self
+end
+
+--- As Synth:batch: n triplets from a dataset, each sample from one part.
+function Mix:batch(ds, n, opts) return M.batch_of(self, ds, n, opts, 2) end
+
+-- Readies every part for the dataset's category (parts given their own category keep it).
+function Mix:_build(category) for _, p in ipairs(self.parts) do p:_build(category) end end
+
+--- The part (1-based) that sample number k takes its anomaly from.
+function Mix:part_of(k)
+  return core.generator(self.seed, MIX_STREAM + k):int(1, #self.parts)
+end
+
+--- As Synth:apply: images uint8 [N,H,W,3] (and NSA partners, needed when any part is NSA) -> A, M.
+function Mix:apply(images, others)
+  local n = images:size(1)
+  if self.partners and not others then error("synth.mix: an NSA part needs the partner images", 2) end
+  local A, Mk = {}, {}
+  for i = 1, n do
+    local k = self.count + i - 1
+    local part = self.parts[self:part_of(k)]
+    part.count = k
+    local a, m = part:apply(images:narrow(1, i, 1), others and others:narrow(1, i, 1) or nil)
+    A[i], Mk[i] = a, m
+  end
+  self.count = self.count + n
+  return core.cat(A, 1), core.cat(Mk, 1)
+end
+
+--- Samples drawn so far and how many fell back to no foreground restriction (over all parts).
+function Mix:stats()
+  local fb = 0
+  for _, p in ipairs(self.parts) do fb = fb + p.fallbacks end
+  return {samples = self.count, fallbacks = fb}
+end
+
+--- The parts' settings (a list of Synth:describe tables) and the mixture's seed.
+function Mix:describe()
+  local parts, names = {}, {}
+  for i, p in ipairs(self.parts) do parts[i] = p:describe(); names[i] = p.opts.source end
+  return {source = table.concat(names, ","), parts = parts, seed = self.seed}
+end
+
+function Mix:free() for _, p in ipairs(self.parts) do p:free() end end
+Mix.__close = Mix.free
+Mix.__name = "realnet.synth.mix"
+function Mix.__tostring(m)
+  local t = {}
+  for i, p in ipairs(m.parts) do t[i] = tostring(p) end
+  return "mix(" .. table.concat(t, ", ") .. ")"
+end
+
 M.core = sc
 M.Synth = Synth
+M.Mix = Mix
 return M

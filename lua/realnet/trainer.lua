@@ -7,8 +7,9 @@
 --
 -- The config (every field written to RUNDIR/config.lua): method ("realnet" | "patchcore"), data {root, dataset,
 -- category ("all" for every category), unified (one model for all categories), holdout (fraction of the
--- normal training images kept out of training to set the image threshold), workers}, synth {source, sia, dtd,
--- seed, foreground}, model (the RealNet model config of realnet.realnet.config, preset fields written out),
+-- normal training images kept out of training to set the image threshold), workers}, synth {source (one of
+-- sia, dtd, cutpaste, nsa, or several joined by commas: a mixture, each synthetic sample drawing one
+-- uniformly, as the spec's anomaly_types), sia, dtd, seed, foreground, opacity (lo,hi; default per source)}, model (the RealNet model config of realnet.realnet.config, preset fields written out),
 -- trainer {epochs, batch, lr, normal_ratio, seed, checkpoint_every, keep_checkpoints, threshold_quantile},
 -- patchcore {layers, coreset, ...}.
 --
@@ -25,6 +26,7 @@ local core = require "realnet.core"
 local rn = setmetatable({data = require "realnet.data", synth = require "realnet.synth",
   realnet = require "realnet.realnet", patchcore = require "realnet.patchcore", metrics = require "realnet.metrics",
   state = require "realnet.state", h5 = require "realnet.h5", optim = require "realnet.optim"}, {__index = core})
+local cli = require "realnet.cli"
 local config = require "realnet.config"
 local json = require "realnet.json"
 local rundir = require "realnet.rundir"
@@ -68,7 +70,7 @@ function M.defaults(opts)
     data = {root = "", dataset = "mvtec", category = "", unified = false, holdout = 0.1, workers = -1,
             _types = {root = "path", dataset = "choice:mvtec|visa|mpdd|btad|folder"}},
     synth = {source = "cutpaste", seed = 100, foreground = "auto",
-             _types = {source = "choice:sia|dtd|cutpaste|nsa", sia = "path", dtd = "path"}},
+             _types = {source = "string", sia = "path", dtd = "path", opacity = "list:number"}},
     model = mc,
     trainer = {epochs = train.epochs, batch = train.batch, lr = train.lr, normal_ratio = train.normal_ratio,
                seed = 100, checkpoint_every = 5, keep_checkpoints = true, threshold_quantile = 0.99,
@@ -122,6 +124,27 @@ function M.from_cli(o, overrides)
   return cfg
 end
 
+M.SYNTH_SOURCES = {"sia", "dtd", "cutpaste", "nsa"}
+
+--- The anomaly sources of synth.source: one name, or several joined by commas (a mixture, each synthetic
+-- sample drawing one of them uniformly). Returns the list, also keyed by name; raises on an unknown or
+-- repeated name.
+function M.synth_sources(text)
+  local list = {}
+  for name in (tostring(text) .. ","):gmatch("([^,]*),") do
+    local ok = false
+    for _, v in ipairs(M.SYNTH_SOURCES) do if v == name then ok = true end end
+    if not ok then
+      local _, near = cli.nearest(name, M.SYNTH_SOURCES)
+      error(("synth.source: '%s' is not one of %s, or several of them joined by commas (dtd,nsa)%s"):format(name,
+        table.concat(M.SYNTH_SOURCES, ", "), near and (" - did you mean " .. near .. "?") or ""), 0)
+    end
+    if list[name] then error(("synth.source: '%s' is listed twice"):format(name), 0) end
+    list[#list + 1], list[name] = name, true
+  end
+  return list
+end
+
 --- Checks a config before any work; raises a message naming the field.
 function M.check(cfg)
   local d, t = cfg.data, cfg.trainer
@@ -149,8 +172,13 @@ function M.check(cfg)
   if cfg.method == "realnet" then
     local ok, err = pcall(rn.realnet.config.resolve, strip_types(cfg.model))
     if not ok then error(tostring(err):gsub("^[^\n]-%.lua:%d+: ", ""), 0) end
-    if s.source == "dtd" and not s.dtd then error("--synth dtd needs --dtd DIR (a folder of texture images)", 0) end
-    if (s.source == "sia") and not s.sia then error("--synth sia needs --sia DIR (generated anomaly images)", 0) end
+    local parts = M.synth_sources(s.source)
+    if parts.dtd and not s.dtd then error("--synth dtd needs --dtd DIR (a folder of texture images)", 0) end
+    if parts.sia and not s.sia then error("--synth sia needs --sia DIR (generated anomaly images)", 0) end
+    local op = s.opacity
+    if op ~= nil and not (#op == 2 and 0 <= op[1] and op[1] <= op[2] and op[2] <= 1) then
+      error("synth.opacity must be two numbers lo,hi with 0 <= lo <= hi <= 1 (e.g. --synth.opacity=0.2,1)", 0)
+    end
     if d.unified and s.source ~= "dtd" then
       error("unified mode synthesises with DTD textures (paper App. C.5): use --synth dtd --dtd DIR", 0)
     end
@@ -389,7 +417,7 @@ end
 
 -- The triplet for images with the samples at positions syn made synthetic. NSA takes each one's partner from
 -- `whole` (the whole batch; default images): the next image there, where images starts at position offset + 1.
-local function blend(images, synth, syn, source, whole, offset)
+local function blend(images, synth, syn, partners, whole, offset)
   whole, offset = whole or images, offset or 0
   local B = images:size(1)
   local S = images:size(3)
@@ -399,7 +427,7 @@ local function blend(images, synth, syn, source, whole, offset)
   local sub = rn.index_select(images, 1, idx)
   local I8 = sc.from_chw(sub, "imagenet")
   local others
-  if source == "nsa" then -- partners: the next image of the batch (another normal image when B > 1)
+  if partners then -- NSA's partners: the next image of the batch (another normal image when B > 1)
     local nxt, W = {}, whole:size(1)
     for k, b in ipairs(syn) do nxt[k] = (b + offset) % W + 1 end
     others = sc.from_chw(rn.index_select(whole, 1, rn.tensor(nxt)), "imagenet")
@@ -423,14 +451,15 @@ end
 
 -- A, I, M for a batch of normal images: each sample synthetic with probability 1 - normal_ratio. With
 -- shard {first, last} (a rank of data-parallel training) only those samples are made, each with the choice
--- and the anomaly one process would give it.
+-- and the anomaly one process would give it. source: synth.source (NSA, alone or in a mixture, needs partners).
 local function make_triplet(images, synth, gen, normal_ratio, source, shard)
+  local partners = M.synth_sources(source).nsa == true
   local B = images:size(1)
   local syn = {}
   for b = 1, B do
     if gen:random() >= normal_ratio then syn[#syn + 1] = b end
   end
-  if not shard then return blend(images, synth, syn, source) end
+  if not shard then return blend(images, synth, syn, partners) end
   local first, last = shard[1], shard[2]
   local mine, before = {}, 0
   for _, b in ipairs(syn) do
@@ -438,25 +467,33 @@ local function make_triplet(images, synth, gen, normal_ratio, source, shard)
   end
   local count = synth.count -- anomalies are numbered by the synthesiser's counter: skip the earlier ranks'
   synth.count = count + before
-  local A, I, Mk, n = blend(images:narrow(1, first, last - first + 1), synth, mine, source, images, first - 1)
+  local A, I, Mk, n = blend(images:narrow(1, first, last - first + 1), synth, mine, partners, images, first - 1)
   synth.count = count + #syn
   return A, I, Mk, n
 end
 M.make_triplet = make_triplet -- for the specs
 
+-- The synthesiser of cfg.synth: one source, or a mixture (synth.source "dtd,nsa").
 local function make_synth(cfg, category)
   local s = cfg.synth
-  local o = {source = s.source, seed = s.seed, quiet = true}
-  if s.source == "dtd" then o.dir = s.dtd elseif s.source == "sia" then o.dir = s.sia end
-  if cfg.data.unified or s.foreground == "none" then
-    o.foreground = false
-  elseif s.foreground ~= "auto" then
-    o.foreground = s.foreground
+  local function one(source)
+    local o = {source = source, seed = s.seed, opacity = s.opacity, quiet = true}
+    if source == "dtd" then o.dir = s.dtd elseif source == "sia" then o.dir = s.sia end
+    if cfg.data.unified or s.foreground == "none" then
+      o.foreground = false
+    elseif s.foreground ~= "auto" then
+      o.foreground = s.foreground
+    end
+    if category and not cfg.data.unified then o.category = category; o.dataset = cfg.data.dataset end
+    local ok, synth = pcall(rn.synth.new, o)
+    if not ok then error(tostring(synth):gsub("^[^\n]-:%d+: ", ""), 0) end
+    return synth
   end
-  if category and not cfg.data.unified then o.category = category; o.dataset = cfg.data.dataset end
-  local ok, synth = pcall(rn.synth.new, o)
-  if not ok then error(tostring(synth):gsub("^[^\n]-:%d+: ", ""), 0) end
-  return synth
+  local sources = M.synth_sources(s.source)
+  if #sources == 1 then return one(sources[1]) end
+  local parts = {}
+  for i, src in ipairs(sources) do parts[i] = one(src) end
+  return rn.synth.mix(parts, {seed = s.seed})
 end
 
 -- The hook the specs use to stand in for the model's training step.

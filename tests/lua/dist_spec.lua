@@ -113,24 +113,31 @@ describe("realnet train --devices", function()
   rn.demo_data.make(DATA, {seed = 1, size = 64, train = 10, test_good = 2, test_defect = 1})
   local TINY = H.TINY_TRAIN
 
-  it("gives each rank its part of every batch with the anomalies one process would make", function()
-    local synth = function() return rn.synth.new{source = "cutpaste", seed = 3, foreground = false, quiet = true} end
-    local images = rn.randn({6, 3, 32, 32}, {seed = 5})
-    local whole = synth()
-    local A, I, Mk = trainer.make_triplet(images, whole, rn.generator(1, 2), 0.3, "cutpaste")
-    local s = synth()
-    local parts = {}
-    for r = 0, 2 do
-      s.count = 0 -- every rank's synthesiser starts where the one process's did
-      parts[r + 1] = {trainer.make_triplet(images, s, rn.generator(1, 2), 0.3, "cutpaste", {dist.shard(6, r, 3)})}
-    end
-    local cat = function(k) return rn.cat({parts[1][k], parts[2][k], parts[3][k]}, 1) end
-    assert.are.equal(0, H.maxdiff(A, cat(1)))
-    assert.are.equal(0, H.maxdiff(I, cat(2)))
-    assert.are.equal(0, H.maxdiff(Mk, cat(3)))
-    assert.is_true(Mk:sum():item() > 0)        -- some samples were made anomalous
-    assert.are.equal(whole.count, s.count)     -- and the counter moved on as in one process
-  end)
+  for _, source in ipairs{"cutpaste", "cutpaste,nsa"} do
+    it("gives each rank its part of every batch with the anomalies one process would make (" .. source .. ")",
+       function()
+      local function one(src) return rn.synth.new{source = src, seed = 3, foreground = false, quiet = true} end
+      local synth = function()
+        if source == "cutpaste" then return one("cutpaste") end
+        return rn.synth.mix({one("cutpaste"), one("nsa")}, {seed = 3})
+      end
+      local images = rn.randn({6, 3, 32, 32}, {seed = 5})
+      local whole = synth()
+      local A, I, Mk = trainer.make_triplet(images, whole, rn.generator(1, 2), 0.3, source)
+      local s = synth()
+      local parts = {}
+      for r = 0, 2 do
+        s.count = 0 -- every rank's synthesiser starts where the one process's did
+        parts[r + 1] = {trainer.make_triplet(images, s, rn.generator(1, 2), 0.3, source, {dist.shard(6, r, 3)})}
+      end
+      local cat = function(k) return rn.cat({parts[1][k], parts[2][k], parts[3][k]}, 1) end
+      assert.are.equal(0, H.maxdiff(A, cat(1)))
+      assert.are.equal(0, H.maxdiff(I, cat(2)))
+      assert.are.equal(0, H.maxdiff(Mk, cat(3)))
+      assert.is_true(Mk:sum():item() > 0)        -- some samples were made anomalous
+      assert.are.equal(whole.count, s.count)     -- and the counter moved on as in one process
+    end)
+  end
 
   it("trains on two host processes: one run directory, ranks in step, a loadable model", function()
     local rc, out = H.sh(BIN, dir, "train --data demo --category demo_surface --out runs/dp --epochs 2 "

@@ -156,6 +156,41 @@ describe("rn.synth.new / batch", function()
     assert.truthy(info.rx >= 1 and info.rx <= 32 and info.degrees >= -90 and info.degrees <= 90)
   end)
 
+  it("mixes sources per sample, independently of batch boundaries", function()
+    local function mix()
+      return rn.synth.mix({rn.synth.new{source = "dtd", dir = tmp .. "/tex", seed = 6, foreground = false},
+                           rn.synth.new{source = "nsa", seed = 6, foreground = false}}, {seed = 6})
+    end
+    local stack = rn.synth.core.stack
+    local imgs, others = {}, {}
+    for i = 1, 4 do imgs[i] = ds:get(i).image; others[i] = ds:get(6 - i).image end -- NSA partners: other images
+    local I8, O8 = stack(imgs, "unit"), stack(others, "unit")
+    local m = mix()
+    local A, M = m:apply(I8, O8)
+    assert.same({4, 32, 32, 3}, A:shape())
+    assert.same({samples = 4, fallbacks = 0}, m:stats())
+    -- both parts are used over a few samples, and each sample is exactly its part's sample of that number
+    local used = {}
+    for k = 0, 15 do used[m:part_of(k)] = true end
+    assert.is_true(used[1] and used[2])
+    for i = 1, 4 do
+      local part = mix().parts[m:part_of(i - 1)]
+      part.count = i - 1
+      local a = part:apply(I8:narrow(1, i, 1), O8:narrow(1, i, 1))
+      assert.equal(0, maxabs(rn.sub(a:float(), A:narrow(1, i, 1):float())))
+    end
+    -- two calls of two samples give the same anomalies as one call of four
+    local m2 = mix()
+    local a1, k1 = m2:apply(I8:narrow(1, 1, 2), O8:narrow(1, 1, 2))
+    local a2, k2 = m2:apply(I8:narrow(1, 3, 2), O8:narrow(1, 3, 2))
+    assert.equal(0, maxabs(rn.sub(rn.cat({a1, a2}, 1):float(), A:float())))
+    assert.equal(0, maxabs(rn.sub(rn.cat({k1, k2}, 1):float(), M:float())))
+    assert.equal("dtd,nsa", m:describe().source)
+    check(mix():batch(ds, 4)) -- and on a dataset, like one synthesiser (AFS draws its batches so)
+    assert.truthy(H.err(m.apply, m, I8):find("partner", 1, true))
+    assert.truthy(H.err(rn.synth.mix, {}):find("list", 1, true))
+  end)
+
   it("raises clear errors", function()
     assert.truthy(H.err(rn.synth.new, {source = "perlin"}):find("unknown source", 1, true))
     assert.truthy(H.err(rn.synth.new, {source = "dtd"}):find("needs dir", 1, true))
