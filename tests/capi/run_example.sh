@@ -10,8 +10,8 @@ printf '%s\n' 'local rn = require "realnet"' \
   'rn.demo_data.make("demo", {seed = 1, size = 64, train = 8, test_good = 2, test_defect = 1})' > make.lua
 "$realnet" run make.lua
 "$realnet" train --data demo --category demo_surface --out run --epochs 1 --batch 4 --image-size 64 \
-  --backbone resnet18 --afs 16,32,32 --model.afs.batches=1 --model.afs.batch=4 --model.disc.hidden=16 \
-  --model.disc.mid=8,8 --model.recon.channel_mult=1 --model.recon.attention=1 > train.log
+  --backbone resnet18 --model.backbone.layers=1,2,3 --afs 16,32,32 --model.afs.batches=1 --model.afs.batch=4 \
+  --model.disc.hidden=16 --model.disc.mid=8,8 --model.recon.channel_mult=1 --model.recon.attention=1 > train.log
 img=demo/demo_surface/test/crack/000.png
 "$example" run "$img" > out.txt
 cat out.txt

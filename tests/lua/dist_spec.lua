@@ -198,7 +198,8 @@ describe("realnet train --devices", function()
     H.spit(fake, "#!/bin/sh\necho 'out of memory' >&2\nexit 3\n")
     os.execute("chmod +x " .. H.q(fake))
     local cfg = trainer.from_cli({data = DATA, category = "demo_surface", epochs = 1, batch = 4, image_size = 32,
-      backbone = "resnet18", afs = {8, 16, 16}}, {["model.afs.batches"] = "1", ["model.afs.batch"] = "4"})
+      backbone = "resnet18", afs = {8, 16, 16}}, {["model.backbone.layers"] = "1,2,3", ["model.afs.batches"] = "1",
+      ["model.afs.batch"] = "4"})
     local saved = _G.print
     _G.print = function() end
     local ok, err = pcall(trainer.run, cfg, {out = dir .. "/runs/dead", devices = {"cpu", "cpu"}, bin = fake})

@@ -241,7 +241,9 @@ describe("rn.realnet model", function()
     local c = rn.realnet.defaults("cpu")
     assert.are.equal(8, rn.realnet.config.score_pool(c))
     assert.matches("recon.arch must be one of", H.err(rn.realnet.new, {recon = {arch = "D"}}))
-    assert.matches("afs.dims has 2 entries", H.err(rn.realnet.new, {afs = {dims = {1, 2}}}))
+    assert.are.same({2, 3}, c.backbone.layers)
+    assert.are.same({128, 384}, c.afs.dims)
+    assert.matches("afs.dims has 3 entries", H.err(rn.realnet.new, {afs = {dims = {1, 2, 3}}}))
   end)
 
   it("decreases the loss over a few training steps", function()
@@ -252,7 +254,8 @@ describe("rn.realnet model", function()
     for i = 1, 6 do
       local r = m:train_step(A, I, M, opt)
       assert.is_true(r.finite)
-      assert.is_true(math.abs(r.loss - (r.seg + r.mse)) < 1e-3 * r.loss)
+      local w = m.cfg.loss -- the preset's weights
+      assert.is_true(math.abs(r.loss - (w.seg_weight * r.seg + w.mse_weight * r.mse)) < 1e-3 * r.loss)
       if i == 1 then first = r end
       last = r
     end
@@ -305,7 +308,7 @@ describe("rn.realnet model", function()
     local A, I = triplet(2, 1)
     assert.matches("M must be a %[2,1,64,64%]", H.err(m.train_step, m, A, I, rn.zeros({2, 64, 64})))
     assert.matches("not divisible", H.err(rn.realnet.new, {image_size = 72, backbone = {arch = "resnet18",
-      layers = {1, 2, 3}}, recon = {channel_mult = {1, 2, 4}}}))
+      layers = {1, 2, 3}}, afs = {dims = {8, 16, 16}}, recon = {channel_mult = {1, 2, 4}}}))
   end)
 
   it("refuses states and files of another architecture", function()

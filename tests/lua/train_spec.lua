@@ -25,7 +25,8 @@ local function exists(path) return rn.file_type(path) == "file" end
 local function tiny_cfg(epochs)
   local o = {data = DATA, category = "demo_surface", epochs = epochs, batch = 4, image_size = 32, backbone = "resnet18",
              afs = {8, 16, 16}}
-  return trainer.from_cli(o, {["model.afs.batches"] = "1", ["model.afs.batch"] = "4", ["model.disc.hidden"] = "8",
+  return trainer.from_cli(o, {["model.backbone.layers"] = "1,2,3", ["model.afs.batches"] = "1",
+    ["model.afs.batch"] = "4", ["model.disc.hidden"] = "8",
     ["model.disc.mid"] = "8,8", ["model.recon.channel_mult"] = "1", ["model.recon.attention"] = "1",
     ["model.recon.norm_groups"] = "8", ["model.recon.head_channels"] = "8", ["trainer.checkpoint_every"] = "1"})
 end
