@@ -24,8 +24,7 @@ local SPEC = {
     {"--unified", type = "flag", help = "with --category all: one model for all categories (DTD synthesis)"},
     {"--backbone", help = "backbone architecture (preset: resnet50v2 / wide_resnet50_2)"},
     {"--weights", type = "path", help = "backbone weights (safetensors / HDF5); without: random init"},
-    {"--synth", metavar = "SRC[,SRC...]", help = "anomaly source: sia, dtd, cutpaste or nsa (cutpaste); several "
-      .. "joined by commas mix them, each synthetic sample drawing one",
+    {"--synth", metavar = "SRC[,SRC...]", help = "anomaly source: sia|dtd|cutpaste|nsa (cutpaste); a list mixes them",
      type = function(text)
        local ok, err = pcall(trainer.synth_sources, text)
        if not ok then return nil, err end

@@ -47,7 +47,8 @@ M.SMOKE = {
 M.CPU = {
   preset = "cpu",
   data = {demo = false, root = M.shared("data"), category = "magnetic_tile"},
-  train = {model = {backbone = {layers = {1, 2, 3}, weights = M.shared("weights/resnet50v2_imagenet_stages1-3.safetensors")},
+  train = {model = {backbone = {layers = {1, 2, 3},
+                                weights = M.shared("weights/resnet50v2_imagenet_stages1-3.safetensors")},
                     afs = {dims = {64, 128, 128}}, loss = {mse_weight = 1}},
            trainer = {epochs = 10, lr = 1e-3}},
 }

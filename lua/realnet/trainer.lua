@@ -9,7 +9,8 @@
 -- category ("all" for every category), unified (one model for all categories), holdout (fraction of the
 -- normal training images kept out of training to set the image threshold), workers}, synth {source (one of
 -- sia, dtd, cutpaste, nsa, or several joined by commas: a mixture, each synthetic sample drawing one
--- uniformly, as the spec's anomaly_types), sia, dtd, seed, foreground, opacity (lo,hi; default per source)}, model (the RealNet model config of realnet.realnet.config, preset fields written out),
+-- uniformly, as the spec's anomaly_types), sia, dtd, seed, foreground, opacity (lo,hi; default per source)},
+-- model (the RealNet model config of realnet.realnet.config, preset fields written out),
 -- trainer {epochs, batch, lr, normal_ratio, seed, checkpoint_every, keep_checkpoints, threshold_quantile},
 -- patchcore {layers, coreset, ...}.
 --
