@@ -192,11 +192,11 @@ end
 -- output "uint8": A, I uint8 [n,H,W,3], M uint8 [n,H,W]). opts.indices (1-based) picks the items; otherwise
 -- they are drawn uniformly from the synthesiser's seed. Item images are float32 [3,H,W] (opts.input =
 -- "imagenet" | "unit", default from ds:info().normalize) or uint8 [H,W,3].
-function Synth:batch(ds, n, opts) return M.batch_of(self, ds, n, opts, 2) end
+function Synth:batch(ds, n, opts) return M._batch_of(self, ds, n, opts, 2) end
 
 -- Synth:batch for any synthesiser s (a Synth or a Mix): s.picker draws the items, s:_build(category) readies
--- it for the dataset's category, s.partners says whether apply needs NSA partner images.
-function M.batch_of(s, ds, n, opts, level)
+-- it for the dataset's category, s.partners says whether apply needs NSA partner images. Internal.
+function M._batch_of(s, ds, n, opts, level)
   opts = opts or {}
   local size = #ds
   if size < 1 then error("synth: the dataset is empty", level + 1) end
@@ -320,7 +320,7 @@ function M.mix(parts, opts)
 end
 
 --- As Synth:batch: n triplets from a dataset, each sample from one part.
-function Mix:batch(ds, n, opts) return M.batch_of(self, ds, n, opts, 2) end
+function Mix:batch(ds, n, opts) return M._batch_of(self, ds, n, opts, 2) end
 
 -- Readies every part for the dataset's category (parts given their own category keep it).
 function Mix:_build(category) for _, p in ipairs(self.parts) do p:_build(category) end end

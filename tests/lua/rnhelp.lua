@@ -78,8 +78,8 @@ end
 
 --- `realnet train` flags for a tiny RealNet (32x32 input, ResNet-18, a few channels) that trains in seconds.
 H.TINY_TRAIN = "--batch 4 --image-size 32 --backbone resnet18 --model.backbone.layers=1,2,3 --afs 8,16,16 "
-  .. "--model.afs.batches=1 --model.afs.batch=4 --model.disc.hidden=8 --model.disc.mid=8,8 --model.recon.channel_mult=1 "
-  .. "--model.recon.attention=1 --model.recon.norm_groups=8 --model.recon.head_channels=8"
+  .. "--model.afs.batches=1 --model.afs.batch=4 --model.disc.hidden=8 --model.disc.mid=8,8 "
+  .. "--model.recon.channel_mult=1 --model.recon.attention=1 --model.recon.norm_groups=8 --model.recon.head_channels=8"
 
 --- Writes n random 20x20 RGB PNGs into <root>/<cat>/train/good for each category (an MVTec-layout training set).
 function H.tiny_dataset(root, cats, n)

@@ -32,7 +32,7 @@
 --   38 s instead of about 60, and with DTD opacity 0.1-0.6 the run reaches 0.9225 / 0.8146 / 0.6995 at 30 epochs.
 -- - 90 epochs: about the hour the preset is sized for (38 s an epoch); image AUROC rises to 0.94-0.955 over epochs
 --   35-90 (0.9554 at 60, 0.9462 at 90).
-local M = {}local M = {}
+local M = {}
 
 local PRESETS = {
   paper = {
