@@ -452,9 +452,9 @@ end
 
 -- A, I, M for a batch of normal images: each sample synthetic with probability 1 - normal_ratio. With
 -- shard {first, last} (a rank of data-parallel training) only those samples are made, each with the choice
--- and the anomaly one process would give it. source: synth.source (NSA, alone or in a mixture, needs partners).
-local function make_triplet(images, synth, gen, normal_ratio, source, shard)
-  local partners = M.synth_sources(source).nsa == true
+-- and the anomaly one process would give it. synth.partners: NSA (alone or in a mixture) needs partner images.
+local function make_triplet(images, synth, gen, normal_ratio, shard)
+  local partners = synth.partners == true
   local B = images:size(1)
   local syn = {}
   for b = 1, B do
@@ -555,7 +555,7 @@ local function train_realnet(cfg, run, opts, label)
     for b in train_ds:batches{batch = t.batch, shuffle = true, seed = t.seed, epoch = epoch, drop_last = drop_last,
                               workers = workers} do
       local shard = comm and {dist.shard(b.images:size(1), comm.rank, comm.size)} or nil
-      local A, I, Mk = make_triplet(b.images, synth, gen, t.normal_ratio, cfg.synth.source, shard)
+      local A, I, Mk = make_triplet(b.images, synth, gen, t.normal_ratio, shard)
       -- synthesis runs on the host; the step runs where the model is
       local r = train_step(model, device.to(A, dev), device.to(I, dev), device.to(Mk, dev), step_opt)
       step = step + 1

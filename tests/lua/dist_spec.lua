@@ -123,12 +123,12 @@ describe("realnet train --devices", function()
       end
       local images = rn.randn({6, 3, 32, 32}, {seed = 5})
       local whole = synth()
-      local A, I, Mk = trainer.make_triplet(images, whole, rn.generator(1, 2), 0.3, source)
+      local A, I, Mk = trainer.make_triplet(images, whole, rn.generator(1, 2), 0.3)
       local s = synth()
       local parts = {}
       for r = 0, 2 do
         s.count = 0 -- every rank's synthesiser starts where the one process's did
-        parts[r + 1] = {trainer.make_triplet(images, s, rn.generator(1, 2), 0.3, source, {dist.shard(6, r, 3)})}
+        parts[r + 1] = {trainer.make_triplet(images, s, rn.generator(1, 2), 0.3, {dist.shard(6, r, 3)})}
       end
       local cat = function(k) return rn.cat({parts[1][k], parts[2][k], parts[3][k]}, 1) end
       assert.are.equal(0, H.maxdiff(A, cat(1)))

@@ -174,34 +174,22 @@ describe("realnet train", function()
     assert.are.equal(1, rc)
     assert.matches("no images", out)
     assert.matches("train", out)
-    -- unknown config keys list the valid ones
-    rc, out = sh("train --data demo --category demo_surface --trainer.epoch=3")
-    assert.are.equal(2, rc)
-    assert.matches("unknown key 'trainer.epoch'", out)
-    assert.matches("trainer.epochs", out)
-    -- a source without its images, a missing category, a missing --data
-    rc, out = sh("train --data demo --category demo_surface --synth dtd")
-    assert.are.equal(2, rc)
-    assert.matches("needs %-%-dtd DIR", out)
-    rc, out = sh("train --data demo --category demo_surface --synth cutpaste,nsb")
-    assert.are.equal(2, rc)
-    assert.matches("'nsb' is not one of", out)
-    assert.matches("did you mean nsa", out)
-    rc, out = sh("train --data demo --category demo_surface --synth cutpaste,cutpaste")
-    assert.are.equal(2, rc)
-    assert.matches("listed twice", out)
-    rc, out = sh("train --data demo --category demo_surface --synth.opacity=0.9,0.1")
-    assert.are.equal(2, rc)
-    assert.matches("synth.opacity must be", out)
-    rc, out = sh("train --data demo --category nope --out runs/n")
-    assert.are.equal(1, rc)
-    assert.matches("nope", out)
-    rc, out = sh("train --category demo_surface")
-    assert.are.equal(2, rc)
-    assert.matches("%-%-data DIR", out)
-    rc, out = sh("train --data demo --category demo_surface --trainer.epochs=abc")
-    assert.are.equal(2, rc)
-    assert.matches("expected an integer", out)
+    -- {arguments, exit status, patterns the output must match}
+    local cases = {
+      {"--data demo --category demo_surface --trainer.epoch=3", 2, {"unknown key 'trainer.epoch'", "trainer.epochs"}},
+      {"--data demo --category demo_surface --synth dtd", 2, {"needs %-%-dtd DIR"}},
+      {"--data demo --category demo_surface --synth cutpaste,nsb", 2, {"'nsb' is not one of", "did you mean nsa"}},
+      {"--data demo --category demo_surface --synth cutpaste,cutpaste", 2, {"listed twice"}},
+      {"--data demo --category demo_surface --synth.opacity=0.9,0.1", 2, {"synth.opacity must be"}},
+      {"--data demo --category nope --out runs/n", 1, {"nope"}},
+      {"--category demo_surface", 2, {"%-%-data DIR"}},
+      {"--data demo --category demo_surface --trainer.epochs=abc", 2, {"expected an integer"}},
+    }
+    for _, c in ipairs(cases) do
+      rc, out = sh("train " .. c[1])
+      assert.are.equal(c[2], rc, c[1] .. "\n" .. out)
+      for _, pat in ipairs(c[3]) do assert.matches(pat, out) end
+    end
   end)
 
   it("resolves preset < --config file < flags < dotted overrides, and validates the file's keys", function()
