@@ -52,6 +52,8 @@ local SPEC = {
   },
   overrides = true,
   epilog = "dotted overrides set any config field, e.g. --trainer.lr=2e-4 --model.recon.arch=B\n" ..
+           "--trainer.average=D saves the running average of the epochs' weights (decay D per epoch; cpu 0.9,\n" ..
+           "paper 0 = the last epoch's weights)\n" ..
            "exit status: 0 trained, 1 error, 2 usage error",
 }
 

@@ -11,12 +11,15 @@
 -- sia, dtd, cutpaste, nsa, or several joined by commas: a mixture, each synthetic sample drawing one
 -- uniformly, as the spec's anomaly_types), sia, dtd, seed, foreground, opacity (lo,hi; default per source)},
 -- model (the RealNet model config of realnet.realnet.config, preset fields written out),
--- trainer {epochs, batch, lr, normal_ratio, seed, checkpoint_every, keep_checkpoints, threshold_quantile},
+-- trainer {epochs, batch, lr, normal_ratio, average, seed, checkpoint_every, keep_checkpoints, threshold_quantile},
 -- patchcore {layers, coreset, ...}.
 --
 -- Training: Adam at a constant learning rate; each sample of a batch is normal with probability normal_ratio
 -- (else synthetic); the batch order and the choices depend only on the seed and the epoch, and the synthetic
--- anomalies on the synthesiser's sample counter, so a resumed run continues exactly. Checkpoints (every
+-- anomalies on the synthesiser's sample counter, so a resumed run continues exactly. With trainer.average = d > 0
+-- the model saved (checkpoints and model.h5) is the running average of the weights at the ends of the epochs,
+-- epoch k weighted d^(epochs - k) (realnet.weight_average); training itself continues from the weights it
+-- reached, which the optimiser checkpoint keeps. Checkpoints (every
 -- checkpoint_every epochs and at the end) are written atomically under RUNDIR/checkpoints/: the model of the
 -- epoch (epoch_NNNN.h5, kept for `eval --select best_on_test`), the optimiser (optim_epoch_NNNN.h5, latest
 -- only) and last.json, the commit point naming both. A non-finite loss stops training with a message; the
@@ -33,6 +36,7 @@ local json = require "realnet.json"
 local rundir = require "realnet.rundir"
 local device = require "realnet.device"
 local dist = require "realnet.dist"
+local weight_average = require "realnet.weight_average"
 
 local sc = core.synth_core
 local M = {}
@@ -74,7 +78,7 @@ function M.defaults(opts)
              _types = {source = "string", sia = "path", dtd = "path", opacity = "list:number"}},
     model = mc,
     trainer = {epochs = train.epochs, batch = train.batch, lr = train.lr, normal_ratio = train.normal_ratio,
-               seed = 100, checkpoint_every = 5, keep_checkpoints = true, threshold_quantile = 0.99,
+               average = train.average or 0, seed = 100, checkpoint_every = 5, keep_checkpoints = true, threshold_quantile = 0.99,
                device = "cpu"},
     patchcore = {layers = {2, 3}, coreset = 0.1, neighbourhood = 3, sigma = 4, proj_dim = 128, batch = 8,
                  score = "patch_max", _types = {score = "choice:patch_max|map_max|reweight"}},
@@ -162,6 +166,9 @@ function M.check(cfg)
   if t.epochs < 1 or t.batch < 1 then error("trainer.epochs and trainer.batch must be >= 1", 0) end
   if not (t.lr > 0) then error("trainer.lr must be > 0", 0) end
   if not (t.normal_ratio >= 0 and t.normal_ratio <= 1) then error("trainer.normal_ratio must be in [0, 1]", 0) end
+  if type(t.average) ~= "number" or not (t.average >= 0 and t.average < 1) then
+    error("trainer.average must be in [0, 1) (the per-epoch decay of the weight average; 0 = the last epoch's weights)", 0)
+  end
   if not (t.threshold_quantile > 0 and t.threshold_quantile <= 1) then
     error("trainer.threshold_quantile must be in (0, 1]", 0)
   end
@@ -369,11 +376,18 @@ local function save_model_light(path, model, attrs)
   if not ok then error(err, 0) end
 end
 
-local function save_checkpoint(run, model, opt, epoch, synth, cfg)
+-- With a weight average wa, the epoch's model file holds the average (what eval would load) and the optimiser
+-- file the model's own weights ("own.<name>"), from which training continues.
+local function save_checkpoint(run, model, opt, epoch, synth, cfg, wa)
   local dir = run:subdir("checkpoints")
   local mname = ckpt_name(epoch)
-  save_model_light(dir .. "/" .. mname, model, M.provenance(cfg, {epoch = epoch}))
+  local function save_model()
+    save_model_light(dir .. "/" .. mname, model, M.provenance(cfg, {epoch = epoch,
+      weights = wa and ("average of %d epochs, decay %g"):format(wa.n, wa.decay) or nil}))
+  end
+  if wa then wa:with_average(save_model) else save_model() end
   local st = {}
+  if wa then for name, t in pairs(wa:own()) do st["own." .. name] = t end end
   local params = model:parameters()
   for i = 1, #params do
     for slot = 1, 2 do
@@ -382,7 +396,8 @@ local function save_checkpoint(run, model, opt, epoch, synth, cfg)
     end
   end
   local oname = ("optim_epoch_%04d.h5"):format(epoch)
-  rn.h5.save(dir .. "/" .. oname, st, {attrs = {steps = opt:steps(), epoch = epoch, n_params = #params}})
+  rn.h5.save(dir .. "/" .. oname, st, {attrs = {steps = opt:steps(), epoch = epoch, n_params = #params,
+    average_n = wa and wa.n or 0}})
   local prev = M.last_checkpoint(run.dir)
   rundir.write_atomic(dir .. "/last.json", json.encode({epoch = epoch, model = mname, optim = oname,
     synth_count = synth and synth.count or 0, steps = opt:steps(), lr = opt:lr()}, {indent = 2}) .. "\n")
@@ -392,7 +407,7 @@ local function save_checkpoint(run, model, opt, epoch, synth, cfg)
   end
 end
 
-local function restore_checkpoint(run, model, opt, synth)
+local function restore_checkpoint(run, model, opt, synth, wa)
   local last = M.last_checkpoint(run.dir)
   if not last then error(("--resume: %s has no checkpoint (checkpoints/last.json)"):format(run.dir), 0) end
   local dir = run.dir .. "/checkpoints/"
@@ -400,14 +415,22 @@ local function restore_checkpoint(run, model, opt, synth)
   if not sd then error("--resume: " .. tostring(err), 0) end
   local cfgtext = attrs and attrs.realnet_config
   model:load_state({config = cfgtext and rn.realnet.config.decode(cfgtext) or nil, tensors = sd})
-  local st, _, oattrs = rn.h5.load(dir .. last.optim)
+  local st, oattrs = rn.h5.load(dir .. last.optim)
+  if not st then error("--resume: " .. tostring(oattrs), 0) end
   local params = model:parameters()
   if oattrs and oattrs.n_params and math.tointeger(oattrs.n_params) ~= #params then
     error(("--resume: the optimiser checkpoint has %s parameters, the model %d"):format(tostring(oattrs.n_params), #params), 0)
   end
+  local own = {}
   for name, t in pairs(st) do
     local slot, i = name:match("^slot(%d)%.p(%d+)$")
     if slot then opt:set_state(tonumber(i), tonumber(slot), t) end
+    local rest = name:match("^own%.(.+)$")
+    if rest then own[rest] = t end
+  end
+  if wa then
+    local ok, e = pcall(wa.restore, wa, own, math.tointeger(oattrs and oattrs.average_n) or 0)
+    if not ok then error("--resume: " .. tostring(e), 0) end
   end
   opt:steps(math.tointeger(last.steps) or 0)
   if synth then synth.count = math.tointeger(last.synth_count) or 0 end
@@ -527,9 +550,10 @@ local function train_realnet(cfg, run, opts, label)
   device.model(model, dev) -- before the optimiser, which holds the parameters it is given
   local opt = rn.optim.adam(model:parameters(), {lr = t.lr})
   local step_opt = comm and dist.sync_optimizer(opt, model:parameters(), comm) or opt
+  local wa = (t.average or 0) > 0 and weight_average.new(model, t.average) or nil
   local start = 0
   if opts.resume then
-    start = restore_checkpoint(run, model, opt, synth)
+    start = restore_checkpoint(run, model, opt, synth, wa)
     print(("resuming %s after epoch %d of %d"):format(run.dir, start, t.epochs))
   end
   if comm then
@@ -577,6 +601,7 @@ local function train_realnet(cfg, run, opts, label)
       bar:update(step, {loss = r.loss, seg = r.seg, mse = r.mse}, b.images:size(1))
     end
     epoch_done = epoch
+    if wa then wa:update() end
     bar:note(("epoch %d/%d  loss %.4f  seg %.4f  mse %.4f  (%.1f s)"):format(epoch, t.epochs, sums.loss / count,
       sums.seg / count, sums.mse / count, rn.now() - t0))
     if epoch % t.checkpoint_every == 0 or epoch == t.epochs then
@@ -584,12 +609,13 @@ local function train_realnet(cfg, run, opts, label)
         dist.average_buffers(model, comm)
         dist.check_in_sync(model, comm, ("epoch %d"):format(epoch))
       end
-      if rank0 then save_checkpoint(run, model, opt, epoch, synth, cfg) end
+      if rank0 then save_checkpoint(run, model, opt, epoch, synth, cfg, wa) end
     end
   end
   bar:finish()
   if comm then comm:close() end
   if not rank0 then return {epoch = epoch_done, rank = comm.rank} end
+  if wa then wa:apply() end -- the threshold and model.h5 are those of the averaged weights
 
   local predict = function(x)
     local maps, scores = model:forward(device.to(x, dev))
@@ -602,7 +628,7 @@ local function train_realnet(cfg, run, opts, label)
   local path = run:path("model.h5")
   rn.realnet.save(path, model, M.provenance(cfg, {epoch = epoch_done, threshold = thr,
     threshold_quantile = t.threshold_quantile, threshold_source = src, threshold_n = #scores,
-    selection = "last_epoch"}))
+    selection = "last_epoch", weights = wa and ("average of %d epochs, decay %g"):format(wa.n, wa.decay) or nil}))
   return {model = path, threshold = thr, epoch = epoch_done, holdout = #scores, train = n}
 end
 

@@ -86,6 +86,7 @@ describe("realnet train", function()
     rc, out = sh("train --out runs/b --resume --epochs 2")
     assert.are.equal(0, rc, out)
     assert.matches("resuming .- after epoch 1 of 2", out)
+    assert.matches("average of 2 epochs, decay 0.9", select(2, rn.realnet.load(dir .. "/runs/b/model.h5")).weights)
     local a = rn.state.load(dir .. "/runs/a/model.h5")
     local b = rn.state.load(dir .. "/runs/b/model.h5")
     for name, t in pairs(a) do
@@ -181,6 +182,7 @@ describe("realnet train", function()
       {"--data demo --category demo_surface --synth cutpaste,nsb", 2, {"'nsb' is not one of", "did you mean nsa"}},
       {"--data demo --category demo_surface --synth cutpaste,cutpaste", 2, {"listed twice"}},
       {"--data demo --category demo_surface --synth.opacity=0.9,0.1", 2, {"synth.opacity must be"}},
+      {"--data demo --category demo_surface --trainer.average=1", 2, {"trainer.average must be in %[0, 1%)"}},
       {"--data demo --category nope --out runs/n", 1, {"nope"}},
       {"--category demo_surface", 2, {"%-%-data DIR"}},
       {"--data demo --category demo_surface --trainer.epochs=abc", 2, {"expected an integer"}},

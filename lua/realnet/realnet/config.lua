@@ -16,7 +16,8 @@
 --   disc         {hidden, mid = {c1, c2}, residual_layers, bn_momentum}
 --   loss         {seg = "ce" | "focal", gamma, seg_weight, mse_weight}
 --   score        {pool (avg-pool side for the image score; default 16 * image_size / 256, at least 1)}
---   train        defaults for trainers: {lr, batch, epochs, normal_ratio}
+--   train        defaults for trainers: {lr, batch, epochs, normal_ratio, average (per-epoch decay of the weight
+--                average the trainer saves; 0 = the last epoch's weights)}
 --
 -- The cpu preset (measured on the 2-core build machine, see lua/realnet/realnet/init.lua): 128x128 images,
 -- ResNet-50 v2 stages 2-3 (512/1024 channels at /8 and /16), AFS dims {128, 384}, U-Net width ratio 0.25, one
@@ -47,21 +48,21 @@ local PRESETS = {
     disc = {hidden = 128, mid = {32, 8}, residual_layers = 2, bn_momentum = 0.1},
     loss = {seg = "ce", gamma = 2, seg_weight = 1, mse_weight = 1},
     score = {},
-    train = {lr = 1e-4, batch = 16, epochs = 1000, normal_ratio = 0.5},
+    train = {lr = 1e-4, batch = 16, epochs = 1000, normal_ratio = 0.5, average = 0},
   },
   cpu = {
     preset = "cpu",
     image_size = 128,
     seed = 100,
-    backbone = {arch = "resnet50v2", layers = {2, 3}, seed = 0},
-    afs = {method = "afs", dims = {128, 384}, batches = 32, batch = 8, seed = 0, eps = 1e-4},
+    backbone = {arch = "resnet50v2", layers = {3}, seed = 0},
+    afs = {method = "afs", dims = {384}, batches = 32, batch = 8, seed = 0, eps = 1e-4},
     recon = {arch = "A", ratio = 0.25, num_res_blocks = 1, channel_mult = {1, 2}, attention = {2},
              head_channels = 32, norm_groups = 32, middle_attention = true},
     rrs = {enabled = true, mode = "maxavg", ratio = 1 / 3, momentum = 0.9, eps = 1e-5},
     disc = {hidden = 64, mid = {32, 8}, residual_layers = 2, bn_momentum = 0.1},
     loss = {seg = "ce", gamma = 2, seg_weight = 1, mse_weight = 30},
     score = {},
-    train = {lr = 1e-4, batch = 8, epochs = 90, normal_ratio = 0.5},
+    train = {lr = 1e-4, batch = 8, epochs = 90, normal_ratio = 0.5, average = 0.9},
   },
 }
 
