@@ -16,7 +16,7 @@ local SPEC = {
   name = "train",
   usage = "--data DIR --category NAME|all [options] [--section.key=value ...]",
   summary = "trains RealNet (default) or the PatchCore baseline into a run directory; defaults come from the\n" ..
-            "preset (cpu: 128x128, ResNet-50 v2 stages 2-3; paper: the paper's settings, for a GPU).",
+            "preset (cpu: 128x128, ResNet-50 v2 stage 3; paper: the paper's settings, for a GPU).",
   options = {
     {"--data", type = "path", metavar = "DIR", help = "dataset root"},
     {"--dataset", type = "choice", choices = {"mvtec", "visa", "mpdd", "btad", "folder"}, help = "layout (mvtec)"},

@@ -21,8 +21,9 @@
 -- Image score: max over the stride-1 average pool of the probability map with side score.pool, by default
 -- 16 * image_size / 256 (the paper's 16 at 256; 8 for the cpu preset's 128).
 --
--- Cost of the cpu preset (stages 2-3, AFS dims {128, 384}; 2026-11-29): 38 s per epoch of magnetic_tile (85 steps
--- of batch 8, DTD synthesis, half-normal batches; 17 min for 30 epochs on 2 idle cores), so about 57 min for its 90.
+-- Cost of the cpu preset (stage 3 alone, AFS dims {384}; 2026-11-29): 25-31 s per epoch of magnetic_tile (85 steps
+-- of batch 8, DTD synthesis, half-normal batches), 42 min for its 90 epochs with AFS and the threshold on 2 idle
+-- cores. With stages 2-3 and dims {128, 384} an epoch took 38 s.
 -- Cost of the first cpu preset (stages 1-3, dims {64, 128, 128}, which the recipes' cpu scale still uses),
 -- measured on the shared 2-core build machine with OMP_WAIT_POLICY=passive (without it,
 -- OpenMP threads spin-waiting on the oversubscribed machine made every step 3-5x slower): one train_step of batch 8
