@@ -78,8 +78,8 @@ function M.defaults(opts)
              _types = {source = "string", sia = "path", dtd = "path", opacity = "list:number"}},
     model = mc,
     trainer = {epochs = train.epochs, batch = train.batch, lr = train.lr, normal_ratio = train.normal_ratio,
-               average = train.average or 0, seed = 100, checkpoint_every = 5, keep_checkpoints = true, threshold_quantile = 0.99,
-               device = "cpu"},
+               average = train.average or 0, seed = 100, checkpoint_every = 5, keep_checkpoints = true,
+               threshold_quantile = 0.99, device = "cpu"},
     patchcore = {layers = {2, 3}, coreset = 0.1, neighbourhood = 3, sigma = 4, proj_dim = 128, batch = 8,
                  score = "patch_max", _types = {score = "choice:patch_max|map_max|reweight"}},
   }
@@ -167,7 +167,8 @@ function M.check(cfg)
   if not (t.lr > 0) then error("trainer.lr must be > 0", 0) end
   if not (t.normal_ratio >= 0 and t.normal_ratio <= 1) then error("trainer.normal_ratio must be in [0, 1]", 0) end
   if type(t.average) ~= "number" or not (t.average >= 0 and t.average < 1) then
-    error("trainer.average must be in [0, 1) (the per-epoch decay of the weight average; 0 = the last epoch's weights)", 0)
+    error("trainer.average must be in [0, 1) (the per-epoch decay of the weight average; 0 = the last epoch's "
+      .. "weights)", 0)
   end
   if not (t.threshold_quantile > 0 and t.threshold_quantile <= 1) then
     error("trainer.threshold_quantile must be in (0, 1]", 0)
@@ -792,6 +793,7 @@ function M.run(cfg, opts)
     if cfg then -- only the epoch count and the device may change on resume
       saved.trainer.epochs, saved.trainer.device = cfg.trainer.epochs, cfg.trainer.device
     end
+    if saved.trainer.average == nil then saved.trainer.average = 0 end -- a run from before the weight average
     cfg = saved
   end
   if opts.rank then
