@@ -52,8 +52,8 @@ function M.ema(model, opts)
   return self
 end
 
---- shadow <- decay * shadow + (1 - decay) * param
-function EMA:update() core.ema_update(self.shadow, self.params, self.decay) end
+--- shadow <- decay * shadow + (1 - decay) * param (decay: this update's, default the EMA's own)
+function EMA:update(decay) core.ema_update(self.shadow, self.params, decay or self.decay) end
 
 --- Copies the averaged values into a module or a list of tensors with the same layout.
 function EMA:copy_to(target)

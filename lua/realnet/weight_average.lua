@@ -11,7 +11,7 @@
 -- the parameters and the running statistics (batch norm, RRS), which belong to the weights they were measured
 -- with; index and projection buffers stay as they are. Why (README, magnetic_tile): at a constant learning
 -- rate the last epoch's image AUROC swings by +-0.01 from epoch to epoch; the average of the last epochs does not.
-local core = require "realnet.core"
+local optim = require "realnet.optim"
 
 local M = {}
 
@@ -26,42 +26,37 @@ function M.new(model, decay)
   if type(decay) ~= "number" or not (decay >= 0 and decay < 1) then
     error("weight average: the decay must be a number in [0, 1), got " .. tostring(decay), 2)
   end
-  local self = setmetatable({decay = decay, n = 0, names = {}, live = {}, avg = nil}, WA)
+  local self = setmetatable({decay = decay, n = 0, names = {}, live = {}}, WA)
   for name, p in model:named_parameters() do self.names[#self.names + 1] = name; self.live[#self.live + 1] = p end
   for name, b in model:named_buffers() do
     if averaged(name) then self.names[#self.names + 1] = name; self.live[#self.live + 1] = b end
   end
+  self.ema = optim.ema(self.live, {decay = decay}) -- its shadow copies hold the average
   return self
 end
 
 --- Folds the model's current weights into the average.
 function WA:update()
   self.n = self.n + 1
-  if not self.avg then
-    self.avg = {}
-    for i, t in ipairs(self.live) do self.avg[i] = t:detach():clone() end
-    return
-  end
-  -- new weight of the latest epoch: (1 - d) / (1 - d^n); ema_update keeps 1 minus it of the old average
-  local f = (1 - self.decay) / (1 - self.decay ^ self.n)
-  core.ema_update(self.avg, self.live, 1 - f)
+  -- the latest epoch's weight is (1 - d) / (1 - d^n): all of it at n = 1
+  self.ema:update(1 - (1 - self.decay) / (1 - self.decay ^ self.n))
 end
 
 local function copy_into(dst, src) for i, t in ipairs(dst) do t:copy_(src[i]) end end
 
 --- Runs fn with the average in the model, then puts the model's own weights back.
 function WA:with_average(fn)
-  if not self.avg then return fn() end
+  if self.n == 0 then return fn() end
   local own = {}
   for i, t in ipairs(self.live) do own[i] = t:detach():clone() end
-  copy_into(self.live, self.avg)
+  self.ema:copy_to(self.live)
   local ok, err = pcall(fn)
   copy_into(self.live, own)
   if not ok then error(err, 0) end
 end
 
 --- The model keeps the average from now on.
-function WA:apply() if self.avg then copy_into(self.live, self.avg) end end
+function WA:apply() if self.n > 0 then self.ema:copy_to(self.live) end end
 
 --- name -> the model's own (not averaged) tensor, for a checkpoint from which training continues.
 function WA:own()
@@ -72,14 +67,12 @@ end
 
 --- Restores from a checkpoint: the model holds the average (as saved), own (name -> tensor) its own weights.
 function WA:restore(own, n)
-  self.n = n
-  self.avg = {}
-  for i, t in ipairs(self.live) do self.avg[i] = t:detach():clone() end
   for i, name in ipairs(self.names) do
-    local src = own[name]
-    if not src then error(("the checkpoint has no weights for %s"):format(name), 0) end
-    self.live[i]:copy_(src)
+    if not own[name] then error(("the checkpoint has no weights for %s"):format(name), 0) end
   end
+  self.n = n
+  copy_into(self.ema.shadow, self.live)
+  for i, name in ipairs(self.names) do self.live[i]:copy_(own[name]) end
 end
 
 return M
