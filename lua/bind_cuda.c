@@ -93,6 +93,45 @@ static int c_cached_bytes(lua_State *L) {
   return 1;
 }
 
+/* ------------------------------------------------------------------ lanes (see rn_cuda_fork in cuda_api.h) */
+
+/* fork(device, n): n lanes (2 .. 8) start after the work queued so far; work goes to lane 1 */
+static int c_fork(lua_State *L) {
+  int dev = opt_index(L, 1);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  if (n < 2 || n > 8) luaL_argerror(L, 2, "a fork has 2 .. 8 lanes");
+  rn_lua_check(L, rn_cuda_fork(dev, (int)n), "cuda.fork");
+  return 0;
+}
+
+/* lane(device, i): the following work goes to lane i (1 .. n, Lua's counting; lane 1 is the device stream) */
+static int c_lane(lua_State *L) {
+  int dev = opt_index(L, 1);
+  lua_Integer i = luaL_checkinteger(L, 2);
+  if (i < 1 || i > 8) luaL_argerror(L, 2, "lanes are numbered 1 .. n");
+  rn_lua_check(L, rn_cuda_lane(dev, (int)i - 1), "cuda.lane");
+  return 0;
+}
+
+/* join(device): later work waits for every lane */
+static int c_join(lua_State *L) {
+  rn_lua_check(L, rn_cuda_join(opt_index(L, 1)), "cuda.join");
+  return 0;
+}
+
+/* set_lanes(n) / lanes(): how many lanes realnet.device.parallel may use (1: none) */
+static int c_set_lanes(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  if (n < 1 || n > 8) luaL_argerror(L, 1, "lanes must be 1 .. 8 (1: no parallel lanes)");
+  rn_cuda_set_lanes((int)n);
+  return 0;
+}
+
+static int c_lanes(lua_State *L) {
+  lua_pushinteger(L, rn_cuda_get_lanes());
+  return 1;
+}
+
 /* ------------------------------------------------------------------ CUDA graphs */
 
 #define RN_CUDA_GRAPH_MT "realnet.CudaGraph"
@@ -139,6 +178,7 @@ static const luaL_Reg cuda_fns[] = {
   {"available", c_available}, {"device_count", c_device_count}, {"built", c_built},
   {"unavailable_reason", c_reason}, {"device_name", c_device_name}, {"set_tf32", c_set_tf32}, {"tf32", c_tf32},
   {"synchronize", c_synchronize}, {"empty_cache", c_empty_cache}, {"cached_bytes", c_cached_bytes},
+  {"fork", c_fork}, {"lane", c_lane}, {"join", c_join}, {"set_lanes", c_set_lanes}, {"lanes", c_lanes},
   {NULL, NULL}};
 
 void rn_lua_open_cuda(lua_State *L) {

@@ -2,10 +2,10 @@
 # gpu-check.sh - validates a GPU machine in one go: configures and builds realnet with the CUDA backend, runs the
 # CPU-vs-CUDA agreement tests (ctest -L cuda: every op, RealNet and SDAS, the commands with --device cuda), then
 # the GPU benchmarks (RealNet inference with the paper's model: WideResNet-50-2 layers 1-4, AFS dims
-# 256/512/512/256, 256x256, run op by op and as a CUDA graph; and the backbone alone), at batch 32 and batch 1,
-# float32 and TF32, and prints a
-# summary. Meant to finish in under 8 minutes on an H200; exits 0 when the build and every agreement test pass
-# (the benchmark figures are reported against the targets of issue 8 but do not change the exit status).
+# 256/512/512/256, 256x256, run op by op and as a CUDA graph, on one stream and with the U-Nets on 4 lanes; and
+# the backbone alone), at batch 32 and batch 1, float32 and TF32, and prints a summary. Meant to finish in under
+# 8 minutes on an H200; exits 0 when the build and every agreement test pass (the benchmark figures are reported
+# against the targets of issue 8 but do not change the exit status).
 # --no-build uses a build made elsewhere (same source tree path, or one reached through a link).
 set -u
 
@@ -118,6 +118,13 @@ if [ "$BENCH" -eq 1 ]; then
         bench_run "realnet batch=$batch ${tf:-float32} $graph" "$BUILD/bin/realnet" bench realnet --preset paper \
           --res 256 --batch "$batch" --device cuda --seconds "$SECONDS_PER_RUN" $tf $graph
       done
+    done
+  done
+  step "benchmark: the same with the blocks' U-Nets side by side on 4 stream lanes (--lanes 4), TF32"
+  for batch in 1 32; do
+    for graph in "" "--graph"; do
+      bench_run "realnet batch=$batch tf32 $graph lanes=4" "$BUILD/bin/realnet" bench realnet --preset paper \
+        --res 256 --batch "$batch" --device cuda --seconds "$SECONDS_PER_RUN" --tf32 $graph --lanes 4
     done
   done
   step "benchmark: WideResNet-50-2 layer1..4 alone at 256x256"

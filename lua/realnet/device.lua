@@ -34,6 +34,31 @@ function M.model(model, dev)
   return model
 end
 
+--- parallel(dev, n, fn) -> {fn(1), ..., fn(n)} (each call's first result): the n calls are independent parts of
+-- one computation (no call reads what another writes). On a CUDA device with lanes on (core.cuda.set_lanes(k)
+-- or REALNET_CUDA_LANES=k, k >= 2) call i queues its work on lane (i - 1) % k + 1 of a fork, so their kernels run
+-- side by side (inside a graph capture too); elsewhere, and with lanes off (the default), one after another.
+-- Either way the results are the same. An error in a call still joins the lanes, then is raised.
+function M.parallel(dev, n, fn)
+  local out = {}
+  local k = math.min(n, dev and dev:match("^cuda") and core.cuda.lanes() or 1)
+  if k < 2 then
+    for i = 1, n do out[i] = fn(i) end
+    return out
+  end
+  core.cuda.fork(dev, k)
+  local ok, err = pcall(function()
+    for i = 1, n do
+      core.cuda.lane(dev, (i - 1) % k + 1)
+      out[i] = fn(i)
+    end
+  end)
+  local jok, jerr = pcall(core.cuda.join, dev)
+  if not ok then error(err, 0) end
+  if not jok then error(jerr, 0) end
+  return out
+end
+
 --- capture(fn, dev) -> graph, fn's results: runs fn with dev's work recorded into a CUDA graph (core.cuda
 -- graph_begin / graph_end) instead of executed. graph:replay() runs the recorded work again on the same
 -- tensors: refill the inputs fn read (copy_) before a replay and read the results fn returned after it. An

@@ -26,6 +26,69 @@ describe("rn.cuda", function()
     rn.cuda.empty_cache()
     assert.is_true(rn.cuda.cached_bytes() >= 0)
   end)
+
+  it("sets the lanes of parallel sections (1 = none) and checks the value", function()
+    local before = rn.cuda.lanes()
+    assert.is_true(before >= 1 and before <= 8)
+    rn.cuda.set_lanes(4)
+    assert.are.equal(4, rn.cuda.lanes())
+    rn.cuda.set_lanes(before)
+    assert.has_error(function() rn.cuda.set_lanes(0) end, "bad argument #1 to 'set_lanes' (lanes must be 1 .. 8 (1: no parallel lanes))")
+    assert.has_error(function() rn.cuda.set_lanes(9) end)
+    assert.has_error(function() rn.cuda.fork(0, 1) end, "bad argument #2 to 'fork' (a fork has 2 .. 8 lanes)")
+    if not rn.cuda.available() then
+      local ok, err = pcall(rn.cuda.fork, 0, 2)
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("cuda:0", 1, true))
+      assert.has_error(function() rn.cuda.join(0) end)
+    end
+  end)
+end)
+
+describe("realnet.device.parallel", function()
+  local device = require "realnet.device"
+
+  it("runs the parts one after another on the CPU, whatever the lanes", function()
+    local before = rn.cuda.lanes()
+    rn.cuda.set_lanes(4)
+    local order = {}
+    local out = device.parallel("cpu", 5, function(i)
+      order[#order + 1] = i
+      return rn.full({2}, i) * 2
+    end)
+    rn.cuda.set_lanes(before)
+    assert.are.same({1, 2, 3, 4, 5}, order)
+    assert.are.equal(5, #out)
+    for i = 1, 5 do assert.are.same({2 * i, 2 * i}, out[i]:totable()) end
+  end)
+
+  it("raises a part's error", function()
+    local ok, err = pcall(device.parallel, "cpu", 3, function(i)
+      if i == 2 then error("part 2 failed", 0) end
+      return i
+    end)
+    assert.is_false(ok)
+    assert.are.equal("part 2 failed", err)
+  end)
+
+  if rn.cuda.available() then
+    it("joins the lanes when a part fails on the GPU, and the next fork works", function()
+      local before = rn.cuda.lanes()
+      rn.cuda.set_lanes(3)
+      local x = rn.randn({64, 64}, {seed = 3}):to("cuda:0")
+      local ok, err = pcall(device.parallel, "cuda:0", 3, function(i)
+        if i == 2 then error("part 2 failed", 0) end
+        return x * i
+      end)
+      assert.is_false(ok)
+      assert.are.equal("part 2 failed", err)
+      local out = device.parallel("cuda:0", 3, function(i) return (x * i):sum() end)
+      rn.cuda.set_lanes(before)
+      local s = x:sum():item()
+      for i = 1, 3 do assert.is_true(math.abs(out[i]:item() - i * s) <= 1e-4 * math.max(1, math.abs(i * s))) end
+      assert.has_error(function() rn.cuda.join(0) end) -- nothing left open
+    end)
+  end
 end)
 
 describe("rn.device", function()

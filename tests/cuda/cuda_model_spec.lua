@@ -103,6 +103,31 @@ describe("RealNet as a CUDA graph", function()
   end)
 end)
 
+describe("RealNet on lanes (the blocks' U-Nets side by side)", function()
+  it("gives the one-stream maps and scores, eagerly and as a graph", function()
+    if DEV == "cpu" then pending("lanes need a GPU") return end
+    local before = rn.cuda.lanes()
+    local m = device.model(tiny_model(), DEV)
+    local x = triplet(2, 4):to(DEV)
+    rn.cuda.set_lanes(1)
+    local m1, s1 = m:forward(x)
+    rn.cuda.set_lanes(3)
+    for rep = 1, 10 do -- races would show as differences of O(1) in some repetition
+      local m2, s2 = m:forward(x)
+      close(m1, m2, 1e-6, "maps on lanes, repetition " .. rep)
+      close(s1, s2, 1e-6, "scores on lanes, repetition " .. rep)
+    end
+    local r = m:graph(x)
+    for rep = 1, 5 do
+      local gm, gs = r:run(x)
+      close(m1, gm, 1e-6, "graph maps on lanes, replay " .. rep)
+      close(s1, gs, 1e-6, "graph scores on lanes, replay " .. rep)
+    end
+    r:free()
+    rn.cuda.set_lanes(before)
+  end)
+end)
+
 describe("SDAS on cuda", function()
   local function tiny_unet()
     local net = rn.sdas.unet{model_channels = 16, num_res_blocks = 1, channel_mult = {1, 2},

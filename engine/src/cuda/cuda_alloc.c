@@ -3,8 +3,10 @@
  * cudaMalloc/cudaFree cost tens to hundreds of microseconds and cudaFree synchronises the device, far more than
  * the kernels of a typical op, so freed blocks are kept per device by rounded size and handed out again. Sizes
  * round to 512 bytes up to 1 MiB, above that to an eighth of their power of two (at most 12.5% slack), so
- * tensors of similar shapes share blocks. Reuse needs no events because each device has one stream (see
- * cuda_internal.h). When cudaMalloc runs out, the cache is returned to the driver and the call retried.
+ * tensors of similar shapes share blocks. Reuse needs no events because a device's work runs on one stream (see
+ * cuda_internal.h). While it is forked over several streams (lanes, rn_cuda_fork), each block carries a lane
+ * tag saying who may take it again (lane_tags.h: the lane that made and freed it, or nobody until the join).
+ * When cudaMalloc runs out, the cache is returned to the driver and the call retried.
  *
  * While a CUDA graph is being captured (cuda_graph.c), every block the capture allocates or frees belongs to
  * the graph: replays write to those addresses, so none may serve anything else while the graph exists. Such
@@ -15,11 +17,12 @@
 #include <pthread.h>
 
 #include "cuda_internal.h"
+#include "lane_tags.h"
 
-typedef struct { void *ptr; size_t bytes; } block;
+typedef struct { void *ptr; size_t bytes; int tag; } block; /* tag: RN_LANE_ANY, a lane or RN_LANE_DEFERRED */
 
-/* A block owned by a captured graph: in_use while a tensor (or the capture) holds it. */
-typedef struct { void *ptr; size_t bytes; int device; bool in_use; rn_cu_graph_pool *owner; } owned_block;
+/* A block owned by a captured graph: in_use while a tensor (or the capture) holds it; tag as a free block's. */
+typedef struct { void *ptr; size_t bytes; int device; bool in_use; int tag; rn_cu_graph_pool *owner; } owned_block;
 
 struct rn_cu_graph_pool {
   owned_block *b;
@@ -38,6 +41,7 @@ static struct {
   block *free[RN_CUDA_MAX_DEVICES];
   int n[RN_CUDA_MAX_DEVICES], cap[RN_CUDA_MAX_DEVICES];
   size_t cached;
+  rn_lane_tags lanes[RN_CUDA_MAX_DEVICES]; /* the fork in progress on each device, if any */
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static size_t round_size(size_t bytes) {
@@ -98,14 +102,15 @@ static bool add_owned(rn_cu_graph_pool *p, void *ptr, size_t bytes, int device) 
     p->b = nb;
     p->cap = cap;
   }
-  p->b[p->n++] = (owned_block){ptr, bytes, device, true, p};
+  p->b[p->n++] = (owned_block){ptr, bytes, device, true, RN_LANE_ANY, p};
   return true;
 }
 
-/* A block the capture freed earlier, of this rounded size and device, or NULL. */
+/* A block the capture freed earlier, of this rounded size and device, that the current lane may take, or NULL. */
 static void *reuse_owned(rn_cu_graph_pool *p, size_t rounded, int device) {
   for (int j = p->n - 1; j >= 0; j--)
-    if (!p->b[j].in_use && p->b[j].bytes == rounded && p->b[j].device == device) {
+    if (!p->b[j].in_use && p->b[j].bytes == rounded && p->b[j].device == device &&
+        rn_lane_tags_may_take(&pool.lanes[device], p->b[j].tag)) {
       p->b[j].in_use = true;
       return p->b[j].ptr;
     }
@@ -113,7 +118,7 @@ static void *reuse_owned(rn_cu_graph_pool *p, size_t rounded, int device) {
 }
 
 /* Puts a freed block in the device's free list (or hands it back to the driver when there is no room). */
-static void cache_block_locked(int device, void *ptr, size_t rounded) {
+static void cache_block_locked(int device, void *ptr, size_t rounded, int tag) {
   if (pool.n[device] == pool.cap[device]) {
     int cap = pool.cap[device] ? 2 * pool.cap[device] : 256;
     block *nb = realloc(pool.free[device], (size_t)cap * sizeof *nb);
@@ -123,14 +128,14 @@ static void cache_block_locked(int device, void *ptr, size_t rounded) {
     }
   }
   if (pool.n[device] < pool.cap[device]) {
-    pool.free[device][pool.n[device]++] = (block){ptr, rounded};
+    pool.free[device][pool.n[device]++] = (block){ptr, rounded, tag};
     pool.cached += rounded;
     return;
   }
   int prev = -1;
   cudaGetDevice(&prev);
   cudaSetDevice(device);
-  cudaFree(ptr);
+  cudaFree(ptr); /* synchronises the device: safe whatever the block's tag */
   (void)cudaGetLastError();
   if (prev >= 0) cudaSetDevice(prev);
 }
@@ -144,19 +149,28 @@ rn_status rn_cu_alloc(int device, size_t bytes, void **ptr) {
   size_t rounded = round_size(bytes);
   pthread_mutex_lock(&pool.lock);
   rn_cu_graph_pool *cap = graphs.capture;
+  rn_lane_tags *lanes = &pool.lanes[device];
   if (cap) *ptr = reuse_owned(cap, rounded, device);
   for (int i = pool.n[device] - 1; i >= 0 && !*ptr; i--) {
-    if (pool.free[device][i].bytes == rounded) {
-      *ptr = pool.free[device][i].ptr;
-      pool.free[device][i] = pool.free[device][--pool.n[device]];
+    block *b = &pool.free[device][i];
+    if (b->bytes == rounded && rn_lane_tags_may_take(lanes, b->tag)) {
+      int tag = b->tag;
+      *ptr = b->ptr;
+      *b = pool.free[device][--pool.n[device]];
       pool.cached -= rounded;
       if (cap && !find_owned(*ptr) && !add_owned(cap, *ptr, rounded, device)) { /* keep it out of the graph */
-        cache_block_locked(device, *ptr, rounded);
+        cache_block_locked(device, *ptr, rounded, tag);
         *ptr = NULL;
         pthread_mutex_unlock(&pool.lock);
         return rn_error(RN_ERR_OOM, "graph capture: out of host memory");
       }
     }
+  }
+  if (*ptr && !rn_lane_tags_note_alloc(lanes, *ptr)) {
+    pthread_mutex_unlock(&pool.lock);
+    rn_cu_free(device, *ptr, bytes); /* handed out and given back at once: nothing used it */
+    *ptr = NULL;
+    return rn_error(RN_ERR_OOM, "cuda fork: out of host memory");
   }
   pthread_mutex_unlock(&pool.lock);
   if (*ptr) return RN_OK;
@@ -178,15 +192,17 @@ rn_status rn_cu_alloc(int device, size_t bytes, void **ptr) {
                     rounded, device, cudaGetErrorString(e), free_b >> 20, total_b >> 20,
                     rn_allocated_bytes(RN_CUDA) >> 20);
   }
-  if (cap) {
-    pthread_mutex_lock(&pool.lock);
-    bool ok = add_owned(cap, *ptr, rounded, device);
-    pthread_mutex_unlock(&pool.lock);
-    if (!ok) {
-      cudaFree(*ptr);
-      *ptr = NULL;
-      return rn_error(RN_ERR_OOM, "graph capture: out of host memory");
-    }
+  pthread_mutex_lock(&pool.lock);
+  bool ok = !cap || add_owned(cap, *ptr, rounded, device);
+  if (ok && !rn_lane_tags_note_alloc(&pool.lanes[device], *ptr)) {
+    ok = false;
+    if (cap) cap->n--; /* the entry just added */
+  }
+  pthread_mutex_unlock(&pool.lock);
+  if (!ok) {
+    cudaFree(*ptr);
+    *ptr = NULL;
+    return rn_error(RN_ERR_OOM, "%s: out of host memory", cap ? "graph capture" : "cuda fork");
   }
   return RN_OK;
 }
@@ -194,21 +210,28 @@ rn_status rn_cu_alloc(int device, size_t bytes, void **ptr) {
 void rn_cu_free(int device, void *ptr, size_t bytes) {
   if (!ptr) return;
   size_t rounded = round_size(bytes);
+  if (device < 0 || device >= RN_CUDA_MAX_DEVICES) return;
   pthread_mutex_lock(&pool.lock);
+  int tag = rn_lane_tags_tag_for_free(&pool.lanes[device], ptr);
   owned_block *o = graphs.n ? find_owned(ptr) : NULL;
   if (o) {
     o->in_use = false; /* the graph keeps it (reused within a capture, else until the graph goes) */
+    o->tag = tag;
     if (o->owner->orphaned) { /* the graph is gone: this was the last user */
       rn_cu_graph_pool *p = o->owner;
       *o = p->b[--p->n];
-      cache_block_locked(device, ptr, rounded);
+      cache_block_locked(device, ptr, rounded, tag);
     }
-  } else if (graphs.capture && device >= 0 && device < RN_CUDA_MAX_DEVICES) {
+  } else if (graphs.capture) {
     /* freed during a capture: the graph may already have been handed work on it, so the graph owns it */
-    if (!add_owned(graphs.capture, ptr, rounded, device)) cache_block_locked(device, ptr, rounded);
-    else graphs.capture->b[graphs.capture->n - 1].in_use = false;
-  } else if (device >= 0 && device < RN_CUDA_MAX_DEVICES) {
-    cache_block_locked(device, ptr, rounded);
+    if (!add_owned(graphs.capture, ptr, rounded, device)) {
+      cache_block_locked(device, ptr, rounded, tag);
+    } else {
+      graphs.capture->b[graphs.capture->n - 1].in_use = false;
+      graphs.capture->b[graphs.capture->n - 1].tag = tag;
+    }
+  } else {
+    cache_block_locked(device, ptr, rounded, tag);
   }
   pthread_mutex_unlock(&pool.lock);
 }
@@ -254,7 +277,7 @@ void rn_cu_graph_pool_free(rn_cu_graph_pool *p) {
   pthread_mutex_lock(&pool.lock);
   for (int j = p->n - 1; j >= 0; j--)
     if (!p->b[j].in_use) {
-      cache_block_locked(p->b[j].device, p->b[j].ptr, p->b[j].bytes);
+      cache_block_locked(p->b[j].device, p->b[j].ptr, p->b[j].bytes, p->b[j].tag);
       p->b[j] = p->b[--p->n];
     }
   p->orphaned = true;
@@ -268,4 +291,38 @@ void rn_cu_graph_pool_free(rn_cu_graph_pool *p) {
     free(p->b);
     free(p);
   }
+}
+
+/* ------------------------------------------------------------------ lanes (rn_cuda_fork) */
+
+static rn_status bad_device(int device) {
+  return rn_error(RN_ERR_DEVICE, "cuda:%d: device index out of range", device);
+}
+
+rn_status rn_cu_alloc_fork(int device, int lanes) {
+  if (device < 0 || device >= RN_CUDA_MAX_DEVICES) return bad_device(device);
+  pthread_mutex_lock(&pool.lock);
+  rn_status st = rn_lane_tags_fork(&pool.lanes[device], lanes);
+  pthread_mutex_unlock(&pool.lock);
+  return st;
+}
+
+rn_status rn_cu_alloc_use_lane(int device, int lane) {
+  if (device < 0 || device >= RN_CUDA_MAX_DEVICES) return bad_device(device);
+  pthread_mutex_lock(&pool.lock);
+  rn_status st = rn_lane_tags_use(&pool.lanes[device], lane);
+  pthread_mutex_unlock(&pool.lock);
+  return st;
+}
+
+/* The first stream now waits for every lane (the caller queued that before calling): every block is free for all. */
+void rn_cu_alloc_join(int device) {
+  if (device < 0 || device >= RN_CUDA_MAX_DEVICES) return;
+  pthread_mutex_lock(&pool.lock);
+  rn_lane_tags_join(&pool.lanes[device]);
+  for (int i = 0; i < pool.n[device]; i++) pool.free[device][i].tag = RN_LANE_ANY;
+  for (int i = 0; i < graphs.n; i++)
+    for (int j = 0; j < graphs.pools[i]->n; j++)
+      if (graphs.pools[i]->b[j].device == device) graphs.pools[i]->b[j].tag = RN_LANE_ANY;
+  pthread_mutex_unlock(&pool.lock);
 }

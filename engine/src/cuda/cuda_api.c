@@ -21,6 +21,23 @@ bool rn_cuda_get_tf32(void) {
   return s == 1;
 }
 
+/* Lanes for parallel sections: 0 until first read, then 1 .. 8; REALNET_CUDA_LANES=N sets it at start. */
+static atomic_int lanes_state = 0;
+
+static int clamp_lanes(long n) { return n < 1 ? 1 : n > 8 ? 8 : (int)n; }
+
+void rn_cuda_set_lanes(int lanes) { atomic_store(&lanes_state, clamp_lanes(lanes)); }
+
+int rn_cuda_get_lanes(void) {
+  int s = atomic_load(&lanes_state);
+  if (s == 0) {
+    const char *e = getenv("REALNET_CUDA_LANES");
+    s = clamp_lanes(e && *e ? strtol(e, NULL, 10) : 1);
+    atomic_store(&lanes_state, s);
+  }
+  return s;
+}
+
 #ifdef REALNET_CUDA
 
 #include "cuda_internal.h"
@@ -68,9 +85,7 @@ rn_status rn_cuda_device_name(int device, char *buf, size_t n) {
 rn_status rn_cuda_synchronize(int device) {
   if (device < 0 || device >= rn_cuda_device_count())
     return rn_error(RN_ERR_DEVICE, "cuda:%d: no such device (%d CUDA devices)", device, rn_cuda_device_count());
-  cudaStream_t s;
-  RN_TRY(rn_cu_enter(device, &s));
-  return rn_cu_check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
+  return rn_cu_synchronize_all(device);
 }
 
 void rn_cuda_empty_cache(void) { rn_cu_release_cache(-1); }
@@ -107,6 +122,22 @@ rn_status rn_cuda_graph_replay(rn_cuda_graph *g) {
 }
 void rn_cuda_graph_free(rn_cuda_graph *g) { (void)g; }
 bool rn_cuda_capturing(void) { return false; }
+
+rn_status rn_cuda_fork(int device, int lanes) {
+  (void)lanes;
+  return rn_error(RN_ERR_DEVICE, "this build has no CUDA backend (device cuda:%d requested)", device);
+}
+rn_status rn_cuda_lane(int device, int lane) {
+  (void)lane;
+  return rn_error(RN_ERR_DEVICE, "this build has no CUDA backend (device cuda:%d requested)", device);
+}
+rn_status rn_cuda_join(int device) {
+  return rn_error(RN_ERR_DEVICE, "this build has no CUDA backend (device cuda:%d requested)", device);
+}
+bool rn_cuda_forked(int device) {
+  (void)device;
+  return false;
+}
 
 const rn_backend *rn_cuda_backend(int index) {
   rn_error(RN_ERR_DEVICE, "this build has no CUDA backend (device cuda:%d requested)", index);

@@ -25,7 +25,23 @@ rn_status rn_cuda_device_name(int device, char *buf, size_t n);
 void rn_cuda_set_tf32(bool on);
 bool rn_cuda_get_tf32(void);
 
-/* Waits for all work queued on the device. */
+/* Lanes: the independent parts of a computation (RealNet's per-level U-Nets) queued on separate streams of one
+ * device, so that their small kernels run side by side instead of one after another (a batch-1 forward leaves
+ * most of a large GPU idle). fork(device, n) starts n lanes (2 .. 8) after the work queued so far; lane(device, i)
+ * sends the following work to lane i (0 .. n-1; a fork starts on lane 0); join(device) makes later work wait
+ * for every lane. The work of one lane must not read tensors another lane writes during the fork; everything
+ * made before the fork may be read by all. Works inside a CUDA graph capture (the lanes become parallel
+ * branches of the graph). One fork at a time per device; graph_end joins a fork left open. */
+rn_status rn_cuda_fork(int device, int lanes);
+rn_status rn_cuda_lane(int device, int lane);
+rn_status rn_cuda_join(int device);
+bool rn_cuda_forked(int device);
+/* How many lanes parallel sections may use (realnet.device.parallel; 1 = none, run them one after another).
+ * 1 unless REALNET_CUDA_LANES=N is set or this sets it; clamped to 1 .. 8. */
+void rn_cuda_set_lanes(int lanes);
+int rn_cuda_get_lanes(void);
+
+/* Waits for all work queued on the device (every lane). */
 rn_status rn_cuda_synchronize(int device);
 /* Returns the caching allocator's free blocks to the driver (all devices). */
 void rn_cuda_empty_cache(void);

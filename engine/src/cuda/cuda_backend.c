@@ -21,10 +21,15 @@ rn_status rn_cu_need(const rn_tensor *t, bool contiguous, bool f32, const char *
 
 /* ------------------------------------------------------------------ devices and streams */
 
+/* stream[d][0] is the device's stream; stream[d][1..] the extra lanes of forks (rn_cuda_fork), made on first use.
+ * event[d][0] marks a fork point on the device stream, event[d][i] the end of lane i's work at a join. */
 static struct {
   pthread_mutex_t lock;
-  cudaStream_t stream[RN_CUDA_MAX_DEVICES];
+  cudaStream_t stream[RN_CUDA_MAX_DEVICES][RN_CUDA_MAX_LANES];
+  cudaEvent_t event[RN_CUDA_MAX_DEVICES][RN_CUDA_MAX_LANES];
   bool ready[RN_CUDA_MAX_DEVICES];
+  int lanes[RN_CUDA_MAX_DEVICES];   /* lanes of the fork in progress; 0 when none */
+  int current[RN_CUDA_MAX_DEVICES]; /* the lane work goes to */
 } devs = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 rn_status rn_cu_enter(int device, cudaStream_t *stream) {
@@ -36,14 +41,93 @@ rn_status rn_cu_enter(int device, cudaStream_t *stream) {
     rn_status st = RN_OK;
     if (!devs.ready[device]) {
       /* non-blocking: the legacy default stream (used by libraries we do not control) never waits on ours */
-      st = rn_cu_check(cudaStreamCreateWithFlags(&devs.stream[device], cudaStreamNonBlocking),
+      st = rn_cu_check(cudaStreamCreateWithFlags(&devs.stream[device][0], cudaStreamNonBlocking),
                        "cudaStreamCreateWithFlags");
       if (st == RN_OK) __atomic_store_n(&devs.ready[device], true, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&devs.lock);
     RN_TRY(st);
   }
-  *stream = devs.stream[device];
+  *stream = devs.stream[device][devs.current[device]];
+  return RN_OK;
+}
+
+int rn_cu_current_lane(int device) {
+  return device >= 0 && device < RN_CUDA_MAX_DEVICES ? devs.current[device] : 0;
+}
+
+/* ------------------------------------------------------------------ lanes: fork, lane, join */
+
+rn_status rn_cuda_fork(int device, int lanes) {
+  cudaStream_t s;
+  RN_TRY(rn_cu_enter(device, &s));
+  if (devs.lanes[device])
+    return rn_error(RN_ERR_ARG, "cuda fork: cuda:%d is already forked over %d lanes (join it first)", device,
+                    devs.lanes[device]);
+  if (lanes < 2 || lanes > RN_CUDA_MAX_LANES)
+    return rn_error(RN_ERR_ARG, "cuda fork: %d lanes (2 .. %d)", lanes, RN_CUDA_MAX_LANES);
+  for (int i = 0; i < lanes; i++) {
+    if (i > 0 && !devs.stream[device][i])
+      RN_TRY(rn_cu_check(cudaStreamCreateWithFlags(&devs.stream[device][i], cudaStreamNonBlocking),
+                         "cudaStreamCreateWithFlags (a lane)"));
+    if (!devs.event[device][i])
+      RN_TRY(rn_cu_check(cudaEventCreateWithFlags(&devs.event[device][i], cudaEventDisableTiming),
+                         "cudaEventCreateWithFlags"));
+  }
+  RN_TRY(rn_cu_alloc_fork(device, lanes));
+  /* every lane starts after the work queued so far (in a capture these waits become the graph's edges) */
+  rn_status st = rn_cu_check(cudaEventRecord(devs.event[device][0], s), "cudaEventRecord (fork)");
+  for (int i = 1; i < lanes && st == RN_OK; i++)
+    st = rn_cu_check(cudaStreamWaitEvent(devs.stream[device][i], devs.event[device][0], 0),
+                     "cudaStreamWaitEvent (fork)");
+  if (st != RN_OK) {
+    rn_cu_alloc_join(device);
+    return st;
+  }
+  devs.lanes[device] = lanes;
+  devs.current[device] = 0;
+  return RN_OK;
+}
+
+rn_status rn_cuda_lane(int device, int lane) {
+  cudaStream_t s;
+  RN_TRY(rn_cu_enter(device, &s));
+  if (!devs.lanes[device]) return rn_error(RN_ERR_ARG, "cuda lane: cuda:%d has no fork in progress", device);
+  RN_TRY(rn_cu_alloc_use_lane(device, lane));
+  devs.current[device] = lane;
+  return RN_OK;
+}
+
+bool rn_cuda_forked(int device) {
+  return device >= 0 && device < RN_CUDA_MAX_DEVICES && devs.lanes[device] > 0;
+}
+
+rn_status rn_cuda_join(int device) {
+  if (device < 0 || device >= rn_cuda_device_count() || !devs.lanes[device])
+    return rn_error(RN_ERR_ARG, "cuda join: cuda:%d has no fork in progress", device);
+  rn_status st = rn_cu_check(cudaSetDevice(device), "cudaSetDevice");
+  cudaStream_t main = devs.stream[device][0];
+  for (int i = 1; i < devs.lanes[device]; i++) {
+    rn_status e = rn_cu_check(cudaEventRecord(devs.event[device][i], devs.stream[device][i]), "cudaEventRecord (join)");
+    if (e == RN_OK)
+      e = rn_cu_check(cudaStreamWaitEvent(main, devs.event[device][i], 0), "cudaStreamWaitEvent (join)");
+    if (e != RN_OK && !rn_cuda_capturing()) /* the device stream cannot wait for this lane: wait here instead */
+      (void)cudaStreamSynchronize(devs.stream[device][i]);
+    if (st == RN_OK) st = e;
+  }
+  (void)cudaGetLastError();
+  devs.lanes[device] = 0;
+  devs.current[device] = 0;
+  rn_cu_alloc_join(device);
+  return st;
+}
+
+/* Waits for every stream of the device (the lanes too). */
+rn_status rn_cu_synchronize_all(int device) {
+  cudaStream_t s;
+  RN_TRY(rn_cu_enter(device, &s));
+  for (int i = 0; i < RN_CUDA_MAX_LANES; i++)
+    if (devs.stream[device][i]) RN_TRY(rn_cu_check(cudaStreamSynchronize(devs.stream[device][i]), "cudaStreamSynchronize"));
   return RN_OK;
 }
 

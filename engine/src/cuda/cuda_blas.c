@@ -1,4 +1,5 @@
-/* cuda_blas.c - batched matrix products through cuBLAS (one handle per device, bound to the device stream).
+/* cuda_blas.c - batched matrix products through cuBLAS (one handle per device and lane, bound to its stream: a
+ * handle's default workspace must not serve two streams at once).
  *
  * The engine's matrices are row-major and cuBLAS's column-major, so y = op(a) op(b) is computed as
  * y^T = op(b)^T op(a)^T: the stored row-major arrays are read as the transposed column-major matrices with no
@@ -55,17 +56,18 @@ static rn_status blas_check(cublasStatus_t s, const char *call) {
 }
 
 static pthread_mutex_t blas_lock = PTHREAD_MUTEX_INITIALIZER;
-static cublasHandle_t handles[RN_CUDA_MAX_DEVICES];
+static cublasHandle_t handles[RN_CUDA_MAX_DEVICES][RN_CUDA_MAX_LANES];
 
-/* The device's handle, created on first use; bound to the stream on every call (cheap, and robust should the
- * stream ever be recreated). */
+/* The handle of the device's current lane, created on first use; bound to the stream on every call (cheap, and
+ * robust should the stream ever be recreated). */
 static rn_status blas_handle(int device, cudaStream_t stream, cublasHandle_t *out) {
   pthread_once(&lib_once, load_cublas);
   if (!lib.create) return rn_error(RN_ERR_DEVICE, "gemm: %s", lib.error);
+  int lane = rn_cu_current_lane(device);
   pthread_mutex_lock(&blas_lock);
   rn_status st = RN_OK;
-  if (!handles[device]) st = blas_check(lib.create(&handles[device]), "cublasCreate");
-  cublasHandle_t h = handles[device];
+  if (!handles[device][lane]) st = blas_check(lib.create(&handles[device][lane]), "cublasCreate");
+  cublasHandle_t h = handles[device][lane];
   pthread_mutex_unlock(&blas_lock);
   RN_TRY(st);
   RN_TRY(blas_check(lib.set_stream(h, stream), "cublasSetStream"));

@@ -39,13 +39,15 @@ static bool not_supported(cudnnStatus_t s) { return s >= CUDNN_STATUS_NOT_SUPPOR
 /* ------------------------------------------------------------------ handles and the algorithm cache */
 
 static pthread_mutex_t dnn_lock = PTHREAD_MUTEX_INITIALIZER;
-static cudnnHandle_t handles[RN_CUDA_MAX_DEVICES];
+static cudnnHandle_t handles[RN_CUDA_MAX_DEVICES][RN_CUDA_MAX_LANES];
 
+/* The handle of the device's current lane (one per lane, as cuBLAS's; see cuda_internal.h). */
 static rn_status dnn_handle(int device, cudaStream_t stream, cudnnHandle_t *out) {
+  int lane = rn_cu_current_lane(device);
   pthread_mutex_lock(&dnn_lock);
   rn_status st = RN_OK;
-  if (!handles[device]) st = dnn_check(cudnnCreate(&handles[device]), "cudnnCreate");
-  cudnnHandle_t h = handles[device];
+  if (!handles[device][lane]) st = dnn_check(cudnnCreate(&handles[device][lane]), "cudnnCreate");
+  cudnnHandle_t h = handles[device][lane];
   pthread_mutex_unlock(&dnn_lock);
   RN_TRY(st);
   RN_TRY(dnn_check(cudnnSetStream(h, stream), "cudnnSetStream"));

@@ -23,6 +23,8 @@ rn_status rn_cuda_graph_begin(int device) {
   RN_TRY(rn_cu_enter(device, &s));
   if (rn_cuda_capturing())
     return rn_error(RN_ERR_ARG, "cuda graph: a capture is already in progress on cuda:%d", atomic_load(&capture_device));
+  if (rn_cuda_forked(device))
+    return rn_error(RN_ERR_ARG, "cuda graph: cuda:%d is forked over lanes; join before a capture begins", device);
   /* earlier work finishes first: the free blocks the capture may take must be idle */
   RN_TRY(rn_cu_check(cudaStreamSynchronize(s), "cudaStreamSynchronize (before a graph capture)"));
   rn_cu_graph_pool *p = NULL;
@@ -41,6 +43,7 @@ rn_status rn_cuda_graph_end(int device, rn_cuda_graph **out) {
   *out = NULL;
   if (atomic_load(&capture_device) != device)
     return rn_error(RN_ERR_ARG, "cuda graph: no capture is in progress on cuda:%d", device);
+  rn_status joined = rn_cuda_forked(device) ? rn_cuda_join(device) : RN_OK; /* lanes must rejoin the capture */
   cudaStream_t s;
   RN_TRY(rn_cu_enter(device, &s));
   cudaGraph_t graph = NULL;
@@ -50,6 +53,7 @@ rn_status rn_cuda_graph_end(int device, rn_cuda_graph **out) {
   atomic_store(&capture_device, -1);
   rn_cu_graph_pool_end_capture(p);
   rn_status st = rn_cu_check(e, "cudaStreamEndCapture (an op in the capture failed or had to wait for the device)");
+  if (st == RN_OK && joined != RN_OK) st = rn_error(RN_ERR_DEVICE, "cuda graph: joining the lanes left open failed");
   cudaGraphExec_t exec = NULL;
   if (st == RN_OK) st = rn_cu_check(cudaGraphInstantiate(&exec, graph, 0), "cudaGraphInstantiate");
   if (graph) cudaGraphDestroy(graph);
@@ -76,7 +80,7 @@ rn_status rn_cuda_graph_replay(rn_cuda_graph *g) {
 void rn_cuda_graph_free(rn_cuda_graph *g) {
   if (!g) return;
   cudaStream_t s;
-  if (rn_cu_enter(g->device, &s) == RN_OK) (void)cudaStreamSynchronize(s); /* replays in flight use its blocks */
+  if (rn_cu_enter(g->device, &s) == RN_OK) (void)rn_cu_synchronize_all(g->device); /* replays in flight use its blocks */
   (void)cudaGetLastError();
   cudaGraphExecDestroy(g->exec);
   rn_cu_graph_pool_free(g->pool);

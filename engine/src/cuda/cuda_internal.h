@@ -4,6 +4,8 @@
  * device, so work is ordered without events and a freed block can be handed to the next allocation at once
  * (anything that reads it later is queued after whatever used it before). Copies to and from the host wait
  * for the stream. Every CUDA, cuBLAS and cuDNN status is checked and becomes an rn_error naming the call.
+ * The exception is a fork (rn_cuda_fork): until the join, work goes to the stream of the current lane, each
+ * lane has its own cuBLAS and cuDNN handle, and the allocator tags blocks by lane (lane_tags.h).
  */
 #ifndef REALNET_CUDA_INTERNAL_H
 #define REALNET_CUDA_INTERNAL_H
@@ -15,6 +17,7 @@
 #include "rn_cuda_kernels.h"
 
 #define RN_CUDA_MAX_DEVICES 16
+#define RN_CUDA_MAX_LANES 8
 
 /* RN_OK, or an RN_ERR_DEVICE error "<call> failed: <CUDA's message>" (RN_ERR_OOM for out-of-memory). */
 rn_status rn_cu_check(cudaError_t e, const char *call);
@@ -23,6 +26,10 @@ rn_status rn_cu_check(cudaError_t e, const char *call);
 rn_status rn_cu_enter(int device, cudaStream_t *stream);
 /* rn_cu_enter for the device of t's storage. */
 rn_status rn_cu_stream(const rn_tensor *t, cudaStream_t *stream);
+/* The lane work on the device goes to (0 when not forked): which cuBLAS / cuDNN handle to use. */
+int rn_cu_current_lane(int device);
+/* Waits for every stream of the device, lanes included. */
+rn_status rn_cu_synchronize_all(int device);
 
 /* Device address of t's element 0 (storage offset applied), and its shape/strides for the launchers. */
 static inline void *rn_cu_ptr(const rn_tensor *t) {
@@ -46,6 +53,10 @@ rn_status rn_cu_alloc(int device, size_t bytes, void **ptr);
 void rn_cu_free(int device, void *ptr, size_t bytes);
 void rn_cu_release_cache(int device); /* -1: every device */
 size_t rn_cu_cached_bytes(void);
+/* The allocator's side of rn_cuda_fork / rn_cuda_lane / rn_cuda_join (lane tags, see lane_tags.h). */
+rn_status rn_cu_alloc_fork(int device, int lanes);
+rn_status rn_cu_alloc_use_lane(int device, int lane);
+void rn_cu_alloc_join(int device);
 /* The blocks a CUDA graph capture allocates or frees (see cuda_alloc.c): begin before the capture, end_capture
  * after it, free once the graph is destroyed and its replays have finished. One capture at a time. */
 typedef struct rn_cu_graph_pool rn_cu_graph_pool;

@@ -182,18 +182,28 @@ end
 
 --- Reconstruction, residuals, RRS and discriminator: logits [B,2,H,W] and the reconstructions per block.
 -- training selects batch statistics (and running updates) in RRS.
+-- At inference the blocks' networks are independent, so on a GPU with lanes on they run side by side
+-- (realnet.device.parallel); training keeps one stream.
 function Model:head(blocks, training)
-  local recon, residual = {}, {}
+  local recon = {}
   local nets = self.recon:children()
   local side = self.residual_side
-  for b, x in ipairs(blocks) do
+  local function block(b)
+    local x = blocks[b]
     local r = nets[b](x)
     recon[b] = r
     local e = (x - r):square()
     if self.blocks[b].side ~= side then
       e = core.upsample(e, {size = {side, side}, mode = "bilinear", align_corners = true})
     end
-    residual[b] = e
+    return e
+  end
+  local residual
+  if training then
+    residual = {}
+    for b = 1, #blocks do residual[b] = block(b) end
+  else
+    residual = device.parallel(blocks[1]:device(), #blocks, block)
   end
   local R = #residual == 1 and residual[1] or core.cat(residual, 2)
   local S = self.selector:forward(R, {training = training, indices = false})
