@@ -78,7 +78,7 @@ __global__ void bn_bw_data(float *gx, const float *gy, const float *x, const flo
 
 // One block per (n, g): a group is cg whole channels, D contiguous elements.
 __global__ void gn_forward(float *y, float *mean, float *rstd, const float *x, const float *w, const float *b,
-                           int64_t C, int64_t S, int64_t G, float eps) {
+                           int64_t C, int64_t S, int64_t G, float eps, bool silu) {
   __shared__ double sh[32];
   int64_t ng = blockIdx.x, g = ng % G, cg = C / G, D = cg * S;
   const float *xs = x + ng * D;
@@ -100,7 +100,8 @@ __global__ void gn_forward(float *y, float *mean, float *rstd, const float *x, c
   for (int64_t i = threadIdx.x; i < D; i += blockDim.x) {
     int64_t c = g * cg + i / S;
     float scale = (float)(r * (w ? w[c] : 1.0)), shift = (float)((b ? b[c] : 0.0) - mu * scale);
-    ys[i] = xs[i] * scale + shift;
+    float v = xs[i] * scale + shift;
+    ys[i] = silu ? v / (1.0f + expf(-v)) : v; /* the SiLU unary kernel's formula */
   }
 }
 
@@ -184,10 +185,10 @@ extern "C" cudaError_t rnk_batch_norm_backward(float *gx, float *gw, float *gb, 
 
 extern "C" cudaError_t rnk_group_norm(float *y, float *mean, float *rstd, const float *x, const float *w,
                                       const float *b, int64_t N, int64_t C, int64_t S, int groups, float eps,
-                                      cudaStream_t st) {
+                                      bool silu, cudaStream_t st) {
   if (N * groups == 0) return cudaSuccess;
   if (!grid_ok(N * groups)) return cudaErrorInvalidConfiguration;
-  gn_forward<<<(unsigned)(N * groups), kNormThreads, 0, st>>>(y, mean, rstd, x, w, b, C, S, groups, eps);
+  gn_forward<<<(unsigned)(N * groups), kNormThreads, 0, st>>>(y, mean, rstd, x, w, b, C, S, groups, eps, silu);
   return launched();
 }
 

@@ -101,7 +101,7 @@ cudaError_t rnk_batch_norm_backward(float *gx, float *gw, float *gb, const float
                                     const float *mean, const float *invstd, const float *w, bool training, int64_t N,
                                     int64_t C, int64_t S, double *work, cudaStream_t s);
 cudaError_t rnk_group_norm(float *y, float *mean, float *rstd, const float *x, const float *w, const float *b,
-                           int64_t N, int64_t C, int64_t S, int groups, float eps, cudaStream_t s);
+                           int64_t N, int64_t C, int64_t S, int groups, float eps, bool silu, cudaStream_t s);
 cudaError_t rnk_group_norm_backward(float *gx, float *gw, float *gb, const float *gy, const float *x,
                                     const float *mean, const float *rstd, const float *w, int64_t N, int64_t C,
                                     int64_t S, int groups, cudaStream_t s);

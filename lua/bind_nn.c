@@ -91,6 +91,19 @@ static int n_group_norm(lua_State *L) {
   return 1;
 }
 
+/* group_norm_silu(x, groups, weight|nil, bias|nil, opts{eps}): silu(group_norm(...)), one kernel without grad */
+static int n_group_norm_silu(lua_State *L) {
+  rn_tensor *x = rn_lua_check_tensor(L, 1);
+  lua_Integer g = luaL_checkinteger(L, 2);
+  if (g < 1 || g > INT32_MAX) luaL_argerror(L, 2, lua_pushfstring(L, "groups must be >= 1, got %I", g));
+  rn_tensor *w = rn_lua_opt_tensor(L, 3), *b = rn_lua_opt_tensor(L, 4);
+  double eps = rn_lua_opt_num(L, 5, "eps", 1e-5);
+  if (eps <= 0) luaL_argerror(L, 5, "opts.eps must be > 0");
+  rn_tensor **box = rn_lua_new_box(L);
+  rn_lua_check(L, rn_group_norm_silu(box, x, (int)g, w, b, (float)eps), "group_norm_silu");
+  return 1;
+}
+
 static int softmax(lua_State *L, bool log) {
   rn_tensor *x = rn_lua_check_tensor(L, 1);
   int d = lua_isnoneornil(L, 2) ? (x->ndim ? x->ndim - 1 : 0) : rn_lua_dim(L, 2, x->ndim);
@@ -189,7 +202,7 @@ static int n_upsample(lua_State *L) {
 
 static const luaL_Reg fns[] = {
   {"conv2d", n_conv2d}, {"conv_transpose2d", n_conv_transpose2d}, {"batch_norm", n_batch_norm},
-  {"group_norm", n_group_norm}, {"softmax", n_softmax}, {"log_softmax", n_log_softmax},
+  {"group_norm", n_group_norm}, {"group_norm_silu", n_group_norm_silu}, {"softmax", n_softmax}, {"log_softmax", n_log_softmax},
   {"max_pool2d", n_max_pool2d}, {"avg_pool2d", n_avg_pool2d}, {"adaptive_avg_pool2d", n_adaptive_avg_pool2d},
   {"global_avg_pool", n_global_avg_pool}, {"global_max_pool", n_global_max_pool}, {"upsample", n_upsample},
   {NULL, NULL}};

@@ -181,20 +181,22 @@ static rn_status group_norm_backward(rn_node *n, rn_tensor *gout, rn_tensor **gi
   return st;
 }
 
-rn_status rn_group_norm(rn_tensor **out, rn_tensor *x, int groups, rn_tensor *weight, rn_tensor *bias, float eps) {
+/* silu: SiLU applied in the same pass; only without a graph to record (rn_group_norm_silu decides). */
+static rn_status group_norm_impl(rn_tensor **out, rn_tensor *x, int groups, rn_tensor *weight, rn_tensor *bias,
+                                 float eps, bool silu) {
   *out = NULL;
-  const char *op = "group_norm";
+  const char *op = silu ? "group_norm_silu" : "group_norm";
   RN_TRY(check_norm_input(x, op));
   int64_t N = x->shape[0], C = x->shape[1];
   char b[64];
   if (groups <= 0 || C % groups != 0)
-    return rn_error(RN_ERR_ARG, "group_norm: groups %d must be positive and divide the %lld channels of input %s",
+    return rn_error(RN_ERR_ARG, "%s: groups %d must be positive and divide the %lld channels of input %s", op,
                     groups, (long long)C, rn_shape_str(x, b, 64));
   RN_TRY(check_channel_vec(weight, x, C, op, "weight"));
   RN_TRY(check_channel_vec(bias, x, C, op, "bias"));
   double params[1] = {eps};
   RN_TRY(rn_check_finite_params(op, 1, params));
-  if (eps < 0) return rn_error(RN_ERR_ARG, "group_norm: eps must be >= 0, got %g", (double)eps);
+  if (eps < 0) return rn_error(RN_ERR_ARG, "%s: eps must be >= 0, got %g", op, (double)eps);
 
   int64_t stat_shape[2] = {N, groups};
   rn_tensor *xc = NULL, *wc = NULL, *bc = NULL, *mean = NULL, *rstd = NULL, *y = NULL;
@@ -204,13 +206,37 @@ rn_status rn_group_norm(rn_tensor **out, rn_tensor *x, int groups, rn_tensor *we
   if (st == RN_OK) st = rn_new_like_shape(&mean, x, 2, stat_shape);
   if (st == RN_OK) st = rn_new_like_shape(&rstd, x, 2, stat_shape);
   if (st == RN_OK) st = rn_tensor_empty_like(&y, xc);
-  if (st == RN_OK) st = rn_kernels_of(x)->group_norm(y, mean, rstd, xc, groups, wc, bc, eps);
-  st = record_norm(st, "group_norm", group_norm_backward, x, weight, bias, groups, mean, rstd, xc, &y, out);
+  if (st == RN_OK) st = rn_kernels_of(x)->group_norm(y, mean, rstd, xc, groups, wc, bc, eps, silu);
+  if (silu) {
+    if (st == RN_OK) { *out = y; y = NULL; }
+  } else {
+    st = record_norm(st, "group_norm", group_norm_backward, x, weight, bias, groups, mean, rstd, xc, &y, out);
+  }
   rn_tensor_release(y);
   rn_tensor_release(xc);
   rn_tensor_release(wc);
   rn_tensor_release(bc);
   rn_tensor_release(mean);
   rn_tensor_release(rstd);
+  return st;
+}
+
+rn_status rn_group_norm(rn_tensor **out, rn_tensor *x, int groups, rn_tensor *weight, rn_tensor *bias, float eps) {
+  return group_norm_impl(out, x, groups, weight, bias, eps, false);
+}
+
+/* Fused when no gradient can flow (inference: one pass over the map instead of two, one kernel instead of two);
+ * with a graph to record, the two ops, whose backward rules are checked in test_gradcheck_norm. */
+rn_status rn_group_norm_silu(rn_tensor **out, rn_tensor *x, int groups, rn_tensor *weight, rn_tensor *bias,
+                             float eps) {
+  *out = NULL;
+  RN_TRY(check_norm_input(x, "group_norm_silu"));
+  bool grad = rn_grad_enabled() && (x->requires_grad || (weight && weight->requires_grad) ||
+                                    (bias && bias->requires_grad));
+  if (!grad) return group_norm_impl(out, x, groups, weight, bias, eps, true);
+  rn_tensor *g = NULL;
+  RN_TRY(rn_group_norm(&g, x, groups, weight, bias, eps));
+  rn_status st = rn_unary(out, RN_UN_SILU, g, 0, 0);
+  rn_tensor_release(g);
   return st;
 }

@@ -1,27 +1,31 @@
 /* test_gradcheck_norm.c - finite-difference checks of batch norm (train and eval, with and without affine)
- * and group norm (with and without affine), for the input, weight and bias. */
+ * and group norm (with and without affine; and SiLU(group norm), whose graph is the two ops), for the input,
+ * weight and bias. */
 #include "testutil.h"
 
 typedef struct {
   rn_tensor *rm, *rv; /* running statistics (batch norm) */
   bool training;
   int groups;         /* > 0: group norm */
+  bool silu;          /* rn_group_norm_silu */
 } norm_ctx;
 
 static rn_status norm_fn(rn_tensor **out, rn_tensor **in, void *ctx) {
   norm_ctx *c = ctx;
+  if (c->groups > 0 && c->silu) return rn_group_norm_silu(out, in[0], c->groups, in[1], in[2], 1e-5f);
   if (c->groups > 0) return rn_group_norm(out, in[0], c->groups, in[1], in[2], 1e-5f);
   return rn_batch_norm(out, in[0], in[1], in[2], c->rm, c->rv, c->training, 0.1f, 1e-5f);
 }
 
 enum { PLAIN = 0, WEIGHT = 1, BIAS = 2, AFFINE = 3 };
 
-static void run(const char *name, int ndim, const int64_t *xs, int affine, bool training, int groups) {
+static void run_silu(const char *name, int ndim, const int64_t *xs, int affine, bool training, int groups,
+                     bool silu) {
   int64_t C = xs[1];
   rn_tensor *in[3] = {test_randn(ndim, xs, 11, 1.0f), NULL, NULL};
   if (affine & WEIGHT) in[1] = test_randn(1, &C, 12, 1.0f);
   if (affine & BIAS) in[2] = test_randn(1, &C, 13, 1.0f);
-  norm_ctx c = {NULL, NULL, training, groups};
+  norm_ctx c = {NULL, NULL, training, groups, silu};
   if (groups == 0) {
     c.rm = test_randn(1, &C, 14, 0.5f);
     CHECK_OK(rn_tensor_full(&c.rv, 1, &C, RN_F32, rn_cpu(), 1.5));
@@ -31,6 +35,10 @@ static void run(const char *name, int ndim, const int64_t *xs, int affine, bool 
   for (int i = 0; i < 3; i++) rn_tensor_release(in[i]);
   rn_tensor_release(c.rm);
   rn_tensor_release(c.rv);
+}
+
+static void run(const char *name, int ndim, const int64_t *xs, int affine, bool training, int groups) {
+  run_silu(name, ndim, xs, affine, training, groups, false);
 }
 
 int main(void) {
@@ -46,5 +54,7 @@ int main(void) {
   run("group_norm plain", 4, g4, PLAIN, false, 4);
   run("group_norm one group", 4, g4, AFFINE, false, 1);
   run("group_norm weight only", 4, g4, WEIGHT, false, 2);
+  run_silu("group_norm_silu affine", 4, g4, AFFINE, false, 2, true);
+  run_silu("group_norm_silu plain", 4, g4, PLAIN, false, 4, true);
   return test_finish("gradcheck_norm");
 }

@@ -131,6 +131,46 @@ static void test_semantics(void) {
   rn_tensor_release(x); rn_tensor_release(rm); rn_tensor_release(rv);
 }
 
+/* SiLU(group norm): the fused kernel (no graph to record) gives the two ops' values to the bit; with a graph
+ * it records the two ops, so gradients flow (their values: test_gradcheck_norm). */
+static void test_group_norm_silu(void) {
+  int64_t xs[4] = {2, 6, 5, 7}, cs[1] = {6};
+  rn_tensor *x = test_randn(4, xs, 21, 2.0f), *w = test_randn(1, cs, 22, 1.0f), *b = test_randn(1, cs, 23, 1.0f);
+  rn_tensor *g = NULL, *ref = NULL, *y = NULL, *y2 = NULL, *xt = NULL;
+  CHECK_OK(rn_group_norm(&g, x, 3, w, b, 1e-5f));
+  CHECK_OK(rn_unary(&ref, RN_UN_SILU, g, 0, 0));
+  CHECK_OK(rn_group_norm_silu(&y, x, 3, w, b, 1e-5f));
+  if (y && ref) CHECK(test_max_abs_diff(y, ref) == 0);
+  CHECK(y && y->grad_fn == NULL);
+  rn_tensor_release(y);
+  y = NULL;
+  CHECK_OK(rn_transpose(&xt, x, 2, 3)); /* a strided input is made contiguous first, as for group_norm */
+  CHECK_OK(rn_group_norm_silu(&y, xt, 1, NULL, NULL, 1e-5f));
+  rn_tensor_release(g);
+  rn_tensor_release(ref);
+  g = ref = NULL;
+  CHECK_OK(rn_group_norm(&g, xt, 1, NULL, NULL, 1e-5f));
+  CHECK_OK(rn_unary(&ref, RN_UN_SILU, g, 0, 0));
+  if (y && ref) CHECK(test_max_abs_diff(y, ref) == 0);
+  rn_tensor_release(y);
+  y = NULL;
+  CHECK_OK(rn_set_requires_grad(w, true)); /* a graph to record: the two ops */
+  CHECK_OK(rn_group_norm_silu(&y, x, 3, w, b, 1e-5f));
+  CHECK(y && y->grad_fn != NULL);
+  bool prev = rn_set_grad_enabled(false); /* no-grad mode: fused again */
+  CHECK_OK(rn_group_norm_silu(&y2, x, 3, w, b, 1e-5f));
+  rn_set_grad_enabled(prev);
+  CHECK(y2 && y2->grad_fn == NULL);
+  if (y && y2) CHECK(test_max_abs_diff(y, y2) == 0);
+  rn_tensor_release(y2);
+  y2 = NULL;
+  CHECK_ERR(rn_group_norm_silu(&y2, x, 4, NULL, NULL, 1e-5f), RN_ERR_ARG, "group_norm_silu: groups 4");
+  CHECK_ERR(rn_group_norm_silu(&y2, NULL, 3, NULL, NULL, 1e-5f), RN_ERR_ARG, "input");
+  CHECK(y2 == NULL);
+  rn_tensor_release(x); rn_tensor_release(w); rn_tensor_release(b); rn_tensor_release(g);
+  rn_tensor_release(ref); rn_tensor_release(y); rn_tensor_release(xt);
+}
+
 static void test_bad_input(void) {
   int64_t xs[4] = {2, 3, 4, 4}, c3[1] = {3}, c4[1] = {4}, r1[1] = {12}, one[4] = {1, 3, 1, 1};
   rn_tensor *x = test_randn(4, xs, 1, 1.0f), *w3 = test_randn(1, c3, 2, 1.0f), *w4 = test_randn(1, c4, 3, 1.0f);
@@ -185,6 +225,7 @@ int main(void) {
   group_norm_case("gn_plain", false);
   group_norm_case("gn_one_group", true);
   test_semantics();
+  test_group_norm_silu();
   test_bad_input();
   return test_finish("norm");
 }

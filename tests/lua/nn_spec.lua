@@ -73,6 +73,18 @@ end)
 describe("layers", function()
   local x = rn.randn({ 2, 4, 8, 8 }, { seed = 2 })
 
+  it("GroupNorm:forward_silu is silu(GroupNorm(x)), fused without grad and differentiable with it", function()
+    local gn = nn.GroupNorm(2, 4)
+    gn.weight:copy_(rn.randn({ 4 }, { seed = 3 }))
+    gn.bias:copy_(rn.randn({ 4 }, { seed = 4 }))
+    local ref = rn.silu(gn(x))
+    local fused = rn.no_grad(function() return gn:forward_silu(x) end)
+    assert.are.equal(0, (fused - ref):abs():max():item())
+    local y = gn:forward_silu(x) -- weights require grad: the two ops, so the gradient reaches them
+    y:sum():backward()
+    assert.is_true(gn.weight:grad() ~= nil and gn.weight:grad():abs():max():item() > 0)
+  end)
+
   it("produce the expected shapes", function()
     local cases = {
       { nn.Conv2d(4, 6, 3, { stride = 2, padding = 1, seed = 1 }), { 2, 6, 4, 4 } },

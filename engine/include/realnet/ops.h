@@ -85,6 +85,9 @@ rn_status rn_conv_transpose2d(rn_tensor **out, rn_tensor *x, rn_tensor *w, rn_te
 rn_status rn_batch_norm(rn_tensor **out, rn_tensor *x, rn_tensor *weight, rn_tensor *bias,
                         rn_tensor *running_mean, rn_tensor *running_var, bool training, float momentum, float eps);
 rn_status rn_group_norm(rn_tensor **out, rn_tensor *x, int groups, rn_tensor *weight, rn_tensor *bias, float eps);
+/* SiLU(group_norm(...)): one fused kernel when no gradient is recorded, else the two ops (same values). */
+rn_status rn_group_norm_silu(rn_tensor **out, rn_tensor *x, int groups, rn_tensor *weight, rn_tensor *bias,
+                             float eps);
 
 /* ---------- activations over a dim ---------- */
 rn_status rn_softmax(rn_tensor **out, rn_tensor *x, int dim);

@@ -104,7 +104,7 @@ rn_status rn_cpu_batch_norm_backward(rn_tensor *gx, rn_tensor *gw, rn_tensor *gb
 /* ------------------------------------------------------------------ group norm */
 
 rn_status rn_cpu_group_norm(rn_tensor *y, rn_tensor *mean, rn_tensor *rstd, const rn_tensor *x, int groups,
-                            const rn_tensor *w, const rn_tensor *b, float eps) {
+                            const rn_tensor *w, const rn_tensor *b, float eps, bool silu) {
   int64_t N, C, S;
   ncs(x, &N, &C, &S);
   int64_t G = groups, cg = C / G, D = cg * S; /* a group is cg whole channels: D contiguous elements */
@@ -127,7 +127,14 @@ rn_status rn_cpu_group_norm(rn_tensor *y, rn_tensor *mean, rn_tensor *rstd, cons
     for (int64_t j = 0; j < cg; j++) {
       int64_t c = g * cg + j;
       float scale = (float)(r * (wp ? wp[c] : 1.0)), shift = (float)((bp ? bp[c] : 0.0) - mu * scale);
-      for (int64_t s = 0; s < S; s++) ys[j * S + s] = xs[j * S + s] * scale + shift;
+      if (silu) { /* the formula of the SiLU unary kernel, so fused and unfused agree to the bit */
+        for (int64_t s = 0; s < S; s++) {
+          float v = xs[j * S + s] * scale + shift;
+          ys[j * S + s] = v / (1.0f + expf(-v));
+        }
+      } else {
+        for (int64_t s = 0; s < S; s++) ys[j * S + s] = xs[j * S + s] * scale + shift;
+      }
     }
   }
   return RN_OK;

@@ -100,7 +100,7 @@ rn_status rn_cu_batch_norm_backward(rn_tensor *gx, rn_tensor *gw, rn_tensor *gb,
                                     const rn_tensor *x, const rn_tensor *mean, const rn_tensor *invstd,
                                     const rn_tensor *w, bool training);
 rn_status rn_cu_group_norm(rn_tensor *y, rn_tensor *mean, rn_tensor *rstd, const rn_tensor *x, int groups,
-                           const rn_tensor *w, const rn_tensor *b, float eps);
+                           const rn_tensor *w, const rn_tensor *b, float eps, bool silu);
 rn_status rn_cu_group_norm_backward(rn_tensor *gx, rn_tensor *gw, rn_tensor *gb, const rn_tensor *gy,
                                     const rn_tensor *x, const rn_tensor *mean, const rn_tensor *rstd, int groups,
                                     const rn_tensor *w);

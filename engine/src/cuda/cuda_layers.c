@@ -83,7 +83,7 @@ static rn_status check_groups(int64_t C, int groups, const char *what) {
 }
 
 rn_status rn_cu_group_norm(rn_tensor *y, rn_tensor *mean, rn_tensor *rstd, const rn_tensor *x, int groups,
-                           const rn_tensor *w, const rn_tensor *b, float eps) {
+                           const rn_tensor *w, const rn_tensor *b, float eps, bool silu) {
   cudaStream_t s;
   int64_t N = 0, C = 0, S = 0;
   RN_TRY(rn_cu_stream(x, &s));
@@ -96,7 +96,7 @@ rn_status rn_cu_group_norm(rn_tensor *y, rn_tensor *mean, rn_tensor *rstd, const
   RN_TRY(ncs(x, &N, &C, &S, "group_norm"));
   RN_TRY(check_groups(C, groups, "group_norm"));
   return LAUNCH(rnk_group_norm, rn_cu_ptr(y), rn_cu_ptr(mean), rn_cu_ptr(rstd), rn_cu_ptr(x), opt_ptr(w), opt_ptr(b),
-                N, C, S, groups, eps, s);
+                N, C, S, groups, eps, silu, s);
 }
 
 rn_status rn_cu_group_norm_backward(rn_tensor *gx, rn_tensor *gw, rn_tensor *gb, const rn_tensor *gy,

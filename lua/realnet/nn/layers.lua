@@ -185,6 +185,11 @@ end
 
 function GroupNorm:forward(x) return core.group_norm(x, self.groups, self.weight, self.bias, { eps = self.eps }) end
 
+--- silu(self(x)) in one kernel when no gradient is recorded (inference), else the two ops.
+function GroupNorm:forward_silu(x)
+  return core.group_norm_silu(x, self.groups, self.weight, self.bias, { eps = self.eps })
+end
+
 function GroupNorm:extra_repr() return ("%d, %d"):format(self.groups, self.num_channels) end
 
 return M

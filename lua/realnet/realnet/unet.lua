@@ -47,7 +47,7 @@ function ResBlock:__init(cin, cout, opts)
 end
 
 function ResBlock:forward(x)
-  local h = core.silu(self.norm(x))
+  local h = self.norm:forward_silu(x)
   if self.resample == "down" then
     h = core.avg_pool2d(h, 2)
     x = core.avg_pool2d(x, 2)
@@ -152,7 +152,7 @@ function UNet:forward(x)
   for _, blk in ipairs(self.up:children()) do
     h = blk(core.cat({h, table.remove(hs)}, 2))
   end
-  return self.out_conv(core.silu(self.out_norm(h)))
+  return self.out_conv(self.out_norm:forward_silu(h))
 end
 
 function UNet:extra_repr() return ("%d channels, mc %d, %d levels"):format(self.channels, self.mc, self.levels) end

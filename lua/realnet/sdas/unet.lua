@@ -96,7 +96,7 @@ end
 
 function ResBlock:forward(x, emb)
   local il, ol = self.in_layers, self.out_layers
-  local h = core.silu(il["0"](x))
+  local h = il["0"]:forward_silu(x)
   if self.resample then
     h = resample(h, self.resample)
     x = resample(x, self.resample)
@@ -107,11 +107,10 @@ function ResBlock:forward(x, emb)
   if self.scale_shift then
     local scale = e:narrow(2, 1, C):reshape({ B, C, 1, 1 })
     local shift = e:narrow(2, C + 1, C):reshape({ B, C, 1, 1 })
-    h = ol["0"](h) * (scale + 1) + shift
+    h = core.silu(ol["0"](h) * (scale + 1) + shift)
   else
-    h = ol["0"](h + e:reshape({ B, C, 1, 1 }))
+    h = ol["0"]:forward_silu(h + e:reshape({ B, C, 1, 1 }))
   end
-  h = core.silu(h)
   if self.dropout > 0 and self.training then
     local ro = self.generator and { generator = self.generator } or nil
     local keep = core.ge(core.rand(h:shape(), ro):to(h:device()), self.dropout)
@@ -318,7 +317,7 @@ function UNet:forward(x, t, y)
   for _, n in ipairs(self.output_blocks._children) do
     h = self.output_blocks[n](core.cat({ h, table.remove(hs) }, 2), emb)
   end
-  return self.out["2"](core.silu(self.out["0"](h)))
+  return self.out["2"](self.out["0"]:forward_silu(h))
 end
 
 function UNet:extra_repr()
