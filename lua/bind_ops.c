@@ -302,6 +302,16 @@ static int o_spatial_attention(lua_State *L) {
   return 1;
 }
 
+/* qkv_attention(qkv [N,3C,H,W], heads) -> [N,C,H,W] (legacy per-head q, k, v layout) */
+static int o_qkv_attention(lua_State *L) {
+  rn_tensor *qkv = rn_lua_check_tensor(L, 1);
+  lua_Integer heads = luaL_optinteger(L, 2, 1);
+  if (heads < 1 || heads > INT32_MAX) luaL_argerror(L, 2, "heads must be >= 1");
+  rn_tensor **box = rn_lua_new_box(L);
+  rn_lua_check(L, rn_qkv_attention(box, qkv, (int)heads), "qkv_attention");
+  return 1;
+}
+
 static const luaL_Reg ops[] = {
   {"add", o_add}, {"sub", o_sub}, {"mul", o_mul}, {"div", o_div}, {"pow", o_pow}, {"maximum", o_maximum},
   {"minimum", o_minimum}, {"eq", o_eq}, {"lt", o_lt}, {"le", o_le}, {"gt", o_gt}, {"ge", o_ge},
@@ -314,7 +324,7 @@ static const luaL_Reg ops[] = {
   {"index_select", o_index_select}, {"gather", o_gather}, {"topk", o_topk},
   {"matmul", o_matmul}, {"linear", o_linear},
   {"mse_loss", o_mse_loss}, {"cross_entropy", o_cross_entropy}, {"focal_loss", o_focal_loss},
-  {"sdpa", o_sdpa}, {"spatial_attention", o_spatial_attention},
+  {"sdpa", o_sdpa}, {"spatial_attention", o_spatial_attention}, {"qkv_attention", o_qkv_attention},
   {NULL, NULL}};
 
 static const luaL_Reg module_only[] = {{"cat", o_cat}, {"concat", o_cat}, {NULL, NULL}};

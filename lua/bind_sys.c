@@ -103,7 +103,13 @@ static int y_gc_stats(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg fns[] = {{"now", y_now}, {"gc_stats", y_gc_stats},
+/* kernel_calls() -> the op layer's kernel calls so far (rn_kernel_calls): a difference counts a forward's kernels */
+static int y_kernel_calls(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)rn_kernel_calls());
+  return 1;
+}
+
+static const luaL_Reg fns[] = {{"now", y_now}, {"gc_stats", y_gc_stats}, {"kernel_calls", y_kernel_calls},
   {"set_num_threads", y_set_num_threads}, {"get_num_threads", y_get_num_threads},
   {"allocated_bytes", y_allocated_bytes}, {"listdir", y_listdir}, {"file_type", y_file_type},
   {"sleep", y_sleep}, {"getpid", y_getpid}, {NULL, NULL}};

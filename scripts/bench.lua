@@ -361,7 +361,10 @@ local function bench_realnet(o)
     if host ~= scores then host:free() end
   end
   local t_warm = rn.now()
-  for _ = 1, 3 do once() end
+  local calls0 = rn.kernel_calls()
+  once()
+  local calls = rn.kernel_calls() - calls0 -- a graph replay calls none: its count is the warm-up forward's
+  for _ = 1, 2 do once() end
   t_warm = rn.now() - t_warm
   local gc0 = rn.gc_stats()
   local n, t0 = 0, rn.now()
@@ -373,6 +376,7 @@ local function bench_realnet(o)
   local gc1 = rn.gc_stats()
   print(("garbage collection per batch: %.1f full collections, %.2f ms"):format((gc1.full - gc0.full) / n,
     (gc1.seconds - gc0.seconds) / n * 1e3))
+  if not runner then print(("kernel calls per batch: %d"):format(calls)) end
   local where = on_gpu and ("%s (%s)"):format(dev, rn.cuda.device_name(dev)) or
     ("cpu (%d threads)"):format(rn.get_num_threads())
   -- where the time goes: the backbone alone, backbone + AFS + alignment, and the whole forward, each waited for

@@ -36,4 +36,18 @@ typedef struct { bool prev; } rn_nograd_scope;
 static inline rn_nograd_scope rn_nograd_begin(void) { rn_nograd_scope s = {rn_set_grad_enabled(false)}; return s; }
 static inline void rn_nograd_end(rn_nograd_scope s) { rn_set_grad_enabled(s.prev); }
 
+/* A gemm operand ([rows, cols] or [B, rows, cols]) whose rows are contiguous, such as a view narrowing the rows of
+ * a bigger matrix: its leading dimension (elements between rows) and batch stride (0 for a batch of one, shared).
+ * False for other layouts (columns strided, rows overlapping), which the kernels' callers make contiguous first. */
+static inline bool rn_gemm_operand(const rn_tensor *t, int64_t *ld, int64_t *batch_stride) {
+  int r = t->ndim;
+  int64_t rows = t->shape[r - 2], cols = t->shape[r - 1];
+  if (cols > 1 && t->stride[r - 1] != 1) return false;
+  *ld = rows > 1 ? t->stride[r - 2] : cols;
+  if (rows > 1 && *ld < cols) return false;
+  if (*ld < 1) *ld = 1;
+  *batch_stride = r == 3 && t->shape[0] > 1 ? t->stride[0] : 0;
+  return *batch_stride >= 0;
+}
+
 #endif

@@ -80,3 +80,55 @@ rn_status rn_spatial_attention(rn_tensor **out, rn_tensor *q, rn_tensor *k, rn_t
   release_all(t, NT);
   return st;
 }
+
+/* The composite form (differentiable): per head, q, k and v rows adjacent in qkv, as guided-diffusion's
+ * QKVAttentionLegacy reads them. */
+static rn_status qkv_attention_composite(rn_tensor **out, rn_tensor *qkv, int heads) {
+  int64_t B = qkv->shape[0], C = qkv->shape[1] / 3, H = qkv->shape[2], W = qkv->shape[3], hc = C / heads;
+  int64_t split[4] = {B * heads, 3 * hc, H, W}, whole[4] = {B, C, H, W};
+  enum { X, Q, K, V, Q4, K4, V4, NT };
+  rn_tensor *t[NT] = {NULL};
+  rn_status st = rn_reshape(&t[X], qkv, 4, split);
+  for (int i = 0; i < 3 && st == RN_OK; i++) st = rn_narrow(&t[Q + i], t[X], 1, i * hc, hc);
+  for (int i = 0; i < 3 && st == RN_OK; i++) st = rn_reshape(&t[Q4 + i], t[Q + i], 4, whole);
+  if (st == RN_OK) st = rn_spatial_attention(out, t[Q4], t[K4], t[V4], heads);
+  release_all(t, NT);
+  return st;
+}
+
+/* Without a graph to record: two strided batched products and a softmax on views of qkv, no copies. With
+ * [BH, hc, T] views q, k, v (T = H*W, rows of hc channels, batch stride 3 hc T):
+ *   scores[t, s] = q[:, t] . k[:, s] / sqrt(hc)  (q^T k),   out[c, t] = sum_s v[c, s] attn[t, s]  (v attn^T),
+ * and out [BH, hc, T] is already the [B, C, H, W] layout. */
+rn_status rn_qkv_attention(rn_tensor **out, rn_tensor *qkv, int heads) {
+  if (!out) return rn_error(RN_ERR_ARG, "qkv_attention: no output pointer");
+  *out = NULL;
+  RN_TRY(rn_check_f32(qkv, "qkv_attention: qkv"));
+  RN_TRY(rn_check_ndim(qkv, 4, "qkv_attention: qkv"));
+  if (heads < 1 || qkv->shape[1] == 0 || qkv->shape[1] % (3 * (int64_t)heads) != 0) {
+    char a[64];
+    return rn_error(RN_ERR_ARG, "qkv_attention: the %lld channels of %s are not 3 x %d heads x head channels",
+                    (long long)qkv->shape[1], rn_shape_str(qkv, a, 64), heads);
+  }
+  if (rn_grad_enabled() && qkv->requires_grad) return qkv_attention_composite(out, qkv, heads);
+  int64_t B = qkv->shape[0], C = qkv->shape[1] / 3, H = qkv->shape[2], W = qkv->shape[3];
+  int64_t hc = C / heads, BH = B * heads, T = H * W;
+  int64_t split[3] = {BH, 3 * hc, T}, sq[3] = {BH, T, T}, whole[4] = {B, C, H, W}, outv[3] = {BH, hc, T};
+  enum { XC, X3, Q, K, V, SCORES, ATTN, O, O3, NT };
+  rn_tensor *t[NT] = {NULL};
+  rn_status st = rn_contig_nograd(&t[XC], qkv);
+  if (st == RN_OK) st = rn_reshape(&t[X3], t[XC], 3, split);
+  for (int i = 0; i < 3 && st == RN_OK; i++) st = rn_narrow(&t[Q + i], t[X3], 1, i * hc, hc);
+  if (st == RN_OK) st = rn_new_like_shape(&t[SCORES], qkv, 3, sq);
+  if (st == RN_OK) st = rn_new_like_shape(&t[ATTN], qkv, 3, sq);
+  if (st == RN_OK) st = rn_new_like_shape(&t[O], qkv, 4, whole);
+  if (st == RN_OK) st = rn_reshape(&t[O3], t[O], 3, outv);
+  if (st == RN_OK && T > 0 && BH > 0) {
+    st = rn_kernels_of(qkv)->gemm(t[SCORES], t[Q], t[K], true, false, (float)(1.0 / sqrt((double)hc)), 0.0f);
+    if (st == RN_OK) st = rn_kernels_of(qkv)->softmax(t[ATTN], t[SCORES], 2, false);
+    if (st == RN_OK) st = rn_kernels_of(qkv)->gemm(t[O3], t[V], t[ATTN], false, true, 1.0f, 0.0f);
+  }
+  if (st == RN_OK) { *out = t[O]; t[O] = NULL; }
+  release_all(t, NT);
+  return st;
+}

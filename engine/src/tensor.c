@@ -1,4 +1,6 @@
 /* tensor.c - storage, tensor headers, creation, facts and copies. Views live in views.c. */
+#include <stdatomic.h>
+
 #include "internal.h"
 
 /* updated from loader threads too, hence atomic */
@@ -326,7 +328,15 @@ rn_status rn_broadcast_shape(const rn_tensor *a, const rn_tensor *b, int *ndim, 
 
 /* ------------------------------------------------------------------ internal helpers */
 
-const rn_kernels *rn_kernels_of(const rn_tensor *t) { return t->storage->backend->k; }
+/* Every kernel the op layer runs is looked up here, once per call: so this also counts them (rn_kernel_calls). */
+static _Atomic unsigned long long kernel_calls;
+
+const rn_kernels *rn_kernels_of(const rn_tensor *t) {
+  atomic_fetch_add_explicit(&kernel_calls, 1, memory_order_relaxed);
+  return t->storage->backend->k;
+}
+
+uint64_t rn_kernel_calls(void) { return atomic_load_explicit(&kernel_calls, memory_order_relaxed); }
 
 rn_status rn_check_tensor(const rn_tensor *t, const char *what) {
   if (!t) return rn_error(RN_ERR_ARG, "%s: expected a tensor, got nothing", what);

@@ -1,5 +1,5 @@
 /* test_gradcheck_attention.c - finite-difference checks of sdpa and spatial attention with respect to q, k
- * and v (tolerances GC_EPS / GC_ATOL / GC_RTOL from testutil.h). */
+ * and v, and of attention from a fused qkv map (tolerances GC_EPS / GC_ATOL / GC_RTOL from testutil.h). */
 #include "testutil.h"
 
 static rn_tensor *leaf(int ndim, const int64_t *shape, uint64_t seed) {
@@ -12,6 +12,10 @@ static rn_status f_sdpa(rn_tensor **out, rn_tensor **in, void *ctx) { return rn_
 
 static rn_status f_spatial(rn_tensor **out, rn_tensor **in, void *ctx) {
   return rn_spatial_attention(out, in[0], in[1], in[2], *(int *)ctx);
+}
+
+static rn_status f_qkv(rn_tensor **out, rn_tensor **in, void *ctx) {
+  return rn_qkv_attention(out, in[0], *(int *)ctx);
 }
 
 int main(void) {
@@ -27,5 +31,10 @@ int main(void) {
                    GC_EPS, GC_ATOL, GC_RTOL);
     for (int i = 0; i < 3; i++) rn_tensor_release(sin[i]);
   }
+  int64_t s12[4] = {1, 12, 2, 2};
+  int h2 = 2;
+  rn_tensor *qkv[1] = {leaf(4, s12, 40)};
+  test_gradcheck("qkv attention 2 heads", f_qkv, 1, qkv, &h2, GC_EPS, GC_ATOL, GC_RTOL);
+  rn_tensor_release(qkv[0]);
   return test_finish("gradcheck_attention");
 }

@@ -86,6 +86,37 @@ static void check_gemm_kernel(void) {
   rn_tensor_release(a); rn_tensor_release(b); rn_tensor_release(y); rn_tensor_release(y0); rn_tensor_release(yb);
 }
 
+/* Operands with contiguous rows but other strides (channel slices of a bigger map, as qkv attention passes) give
+ * the products of their contiguous copies (a^T b and a b^T, the two that fit); strided columns are refused. */
+static void check_gemm_strided(void) {
+  int64_t big[3] = {3, 9, 7}, ys[3] = {3, 7, 7};
+  rn_tensor *x = test_randn(3, big, 7, 1.0f), *a = NULL, *b = NULL, *ac = NULL, *bc = NULL;
+  CHECK_OK(rn_narrow(&a, x, 1, 1, 3)); /* [3, 3, 7], row stride 7, batch stride 63 */
+  CHECK_OK(rn_narrow(&b, x, 1, 5, 3));
+  CHECK_OK(rn_clone(&ac, a));
+  CHECK_OK(rn_clone(&bc, b));
+  const rn_kernels *k = rn_cpu_backend()->k;
+  for (int t = 0; t < 4; t++) {
+    bool ta = t & 1, tb = t >> 1;
+    int64_t m = ta ? 7 : 3, n = tb ? 3 : 7, kk = ta ? 3 : 7, kb = tb ? 7 : 3;
+    if (kk != kb) continue; /* only the combinations whose inner sizes fit */
+    int64_t s[3] = {3, m, n};
+    rn_tensor *y1 = NULL, *y2 = NULL;
+    CHECK_OK(rn_tensor_zeros(&y1, 3, s, RN_F32, rn_cpu()));
+    CHECK_OK(rn_tensor_zeros(&y2, 3, s, RN_F32, rn_cpu()));
+    CHECK_OK(k->gemm(y1, a, b, ta, tb, 1.5f, 0.0f));
+    CHECK_OK(k->gemm(y2, ac, bc, ta, tb, 1.5f, 0.0f));
+    if (y1 && y2) CHECK(test_max_abs_diff(y1, y2) == 0);
+    rn_tensor_release(y1); rn_tensor_release(y2);
+  }
+  rn_tensor *at = NULL, *y = NULL;
+  CHECK_OK(rn_transpose(&at, ac, 1, 2));
+  CHECK_OK(rn_tensor_zeros(&y, 3, ys, RN_F32, rn_cpu()));
+  CHECK_ERR(k->gemm(y, at, bc, false, false, 1.0f, 0.0f), RN_ERR_ARG, "rows contiguous");
+  rn_tensor *all[] = {x, a, b, ac, bc, at, y};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) rn_tensor_release(all[i]);
+}
+
 /* A product large enough to be split across threads must match a double-precision reference. */
 static void check_large(void) {
   int64_t as[2] = {67, 300}, bs[2] = {300, 129};
@@ -136,6 +167,7 @@ int main(void) {
   const char *lin[] = {"linear_3d", "linear_2d_nobias", "linear_1d"};
   for (size_t i = 0; i < sizeof lin / sizeof *lin; i++) check_linear(lin[i]);
   check_gemm_kernel();
+  check_gemm_strided();
   check_large();
   check_bad_input();
   return test_finish("linalg");

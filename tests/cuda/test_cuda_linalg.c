@@ -1,6 +1,7 @@
 /* test_cuda_linalg.c - cuBLAS gemm (all four transpose combinations, batched, a batch-shared operand, alpha and
- * beta, k = 0) and cuDNN convolution forward / backward-data / backward-weight (bias, stride, padding,
- * dilation, groups, depthwise, and an output smaller than the strided formula as conv-transpose produces).
+ * beta, k = 0, operands with strided rows) and cuDNN convolution forward / backward-data / backward-weight (bias,
+ * stride, padding, dilation, groups, depthwise, and an output smaller than the strided formula as conv-transpose
+ * produces).
  * Tolerances, float32 (TF32 off): 1e-4 abs + 1e-4 rel (sums of up to a few thousand products in another
  * order); with TF32 on, checked once: 0.1 abs + 0.1 rel. TF32 rounds the inputs to 10-bit mantissas, so each
  * product is off by about 2^-11 of its size and a sum of k of them by about sqrt(k) 2^-11 |a||b|: for k = 1024 and
@@ -33,6 +34,27 @@ static void gemms(void) {
   rn_cuda_set_tf32(true);
   gemm_case(1, 256, 512, 1024, false, false, false, 1.0f, 0.0f, 0.1, "large, TF32");
   rn_cuda_set_tf32(false);
+}
+
+/* Operands with contiguous rows and other row / batch strides (the channel slices qkv attention passes). */
+static void gemm_strided(void) {
+  int64_t big[3] = {4, 96, 50};
+  rn_tensor *x = test_randn(3, big, 21, 1.0f), *gx = to_gpu(x);
+  rn_tensor *ca = NULL, *cb = NULL, *ga = NULL, *gb = NULL;
+  CHECK_OK(rn_narrow(&ca, x, 1, 0, 32));
+  CHECK_OK(rn_narrow(&cb, x, 1, 32, 32));
+  CHECK_OK(rn_narrow(&ga, gx, 1, 0, 32));
+  CHECK_OK(rn_narrow(&gb, gx, 1, 32, 32));
+  for (int t = 0; t < 2; t++) { /* a^T b [4, 50, 50] and a b^T [4, 32, 32] */
+    bool ta = t == 0, tb = t == 1;
+    int64_t side = ta ? 50 : 32, sy[3] = {4, side, side};
+    rn_tensor *yc = new_on(rn_cpu(), 3, sy, RN_F32, true), *yg = new_on(GPU, 3, sy, RN_F32, true);
+    CHECK_OK(KC->gemm(yc, ca, cb, ta, tb, 0.5f, 0.0f));
+    CHECK_OK(KG->gemm(yg, ga, gb, ta, tb, 0.5f, 0.0f));
+    agree(yg, yc, 1e-4, 1e-4, ta ? "gemm of row-strided views, a^T b" : "gemm of row-strided views, a b^T");
+    release_all(2, yc, yg);
+  }
+  release_all(6, x, gx, ca, cb, ga, gb);
 }
 
 typedef struct { int64_t n, c, h, w, o, kh, kw; int stride, pad, dil, groups; int64_t crop; const char *name; } conv_spec;
@@ -95,6 +117,7 @@ int main(void) {
   if (skip) return skip;
   rn_cuda_set_tf32(false);
   gemms();
+  gemm_strided();
   convs();
   return test_finish("cuda linalg");
 }

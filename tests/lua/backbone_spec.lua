@@ -238,6 +238,7 @@ describe("realnet bench backbone", function()
     assert.matches("stages %(ms per batch%): backbone [%d%.]+", out)
     assert.matches("Conv2d%(", out)                       -- a profile row per module class and shape
     assert.matches("garbage collection per batch", out)
+    assert.matches("kernel calls per batch: %d+", out)    -- the op layer's kernel-table calls of one forward
     assert.matches("realnet inference: preset=cpu arch=resnet50v2 res=64 dims=384 batch=1 device=cpu " ..
       "%(1 threads%) float32: [%d%.]+ img/s", out)
     _, err, code = run("bench realnet --device cpu --graph --seconds 0")

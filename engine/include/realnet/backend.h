@@ -38,7 +38,8 @@ typedef struct rn_kernels {
   rn_status (*scatter_add)(rn_tensor *gx, int dim, const rn_tensor *index, const rn_tensor *gy); /* gx zeroed */
   rn_status (*topk)(rn_tensor *values, rn_tensor *indices, const rn_tensor *x, int k, int dim, bool largest);
 
-  /* --- matrix products: y[b] = alpha * op(a[b]) op(b[b]) + beta * y[b], all [B, rows, cols] float32 --- */
+  /* --- matrix products: y[b] = alpha * op(a[b]) op(b[b]) + beta * y[b], all [B, rows, cols] float32; y
+   * contiguous, a and b with contiguous rows (any row and batch strides: rn_gemm_operand in internal.h) --- */
   rn_status (*gemm)(rn_tensor *y, const rn_tensor *a, const rn_tensor *b, bool trans_a, bool trans_b,
                     float alpha, float beta);
 
@@ -104,6 +105,10 @@ typedef struct rn_backend {
 /* The backend of a device type, or NULL with an error set when not built or no such device. */
 const rn_backend *rn_backend_for(rn_device dev);
 const rn_backend *rn_cpu_backend(void);
+
+/* Kernel-table calls made by the op layer since the start (all backends, all threads): the difference across
+ * a forward pass counts its kernels, what a small batch on a GPU pays for in launches. */
+uint64_t rn_kernel_calls(void);
 
 /* Threads used by the CPU kernels (OpenMP); n <= 0 restores the default. */
 void rn_set_num_threads(int n);

@@ -121,5 +121,9 @@ rn_status rn_sdpa(rn_tensor **out, rn_tensor *q, rn_tensor *k, rn_tensor *v);
 /* Self-attention over the spatial positions of x [N,C,H,W] with `heads` heads: q,k,v = x reshaped to
  * [N*heads, H*W, C/heads] (projections are the caller's convolutions). Output [N,C,H,W]. */
 rn_status rn_spatial_attention(rn_tensor **out, rn_tensor *q, rn_tensor *k, rn_tensor *v, int heads);
+/* Attention from a fused projection qkv [N, 3C, H, W] in guided-diffusion's legacy layout (per head q, k, v rows
+ * adjacent: qkv viewed as [N*heads, 3*C/heads, H, W]) -> [N, C, H, W]. Without a gradient to record it reads qkv in
+ * place (two strided products and a softmax); with one it is the composite of views and rn_spatial_attention. */
+rn_status rn_qkv_attention(rn_tensor **out, rn_tensor *qkv, int heads);
 
 #endif

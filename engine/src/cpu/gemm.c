@@ -64,18 +64,20 @@ rn_status rn_cpu_gemm(rn_tensor *y, const rn_tensor *a, const rn_tensor *b, bool
   if (k != kb || m != y->shape[r - 2] || n != y->shape[r - 1] || (ba != batch && ba != 1) || (bb != batch && bb != 1))
     return rn_error(RN_ERR_SHAPE, "gemm: operand shapes do not fit (m=%lld n=%lld k=%lld/%lld)", (long long)m,
                     (long long)n, (long long)k, (long long)kb);
+  int64_t lda, ldb, sa, sb, sy = m * n;
+  if (!rn_tensor_is_contiguous(y) || !rn_gemm_operand(a, &lda, &sa) || !rn_gemm_operand(b, &ldb, &sb))
+    return rn_error(RN_ERR_ARG, "gemm: the output must be contiguous and the operands' rows contiguous");
   rn_cpu_blas_init();
   float *py = rn_f32(y);
   const float *pa = rn_f32(a), *pb = rn_f32(b);
-  int64_t sa = ba == 1 ? 0 : ar * ac, sb = bb == 1 ? 0 : br * bc, sy = m * n;
   int nt = omp_get_max_threads();
   if (batch >= nt && batch > 1) {
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t i = 0; i < batch; i++)
-      rn_cpu_sgemm1(trans_a, trans_b, m, n, k, alpha, pa + i * sa, ac, pb + i * sb, bc, beta, py + i * sy, n);
+      rn_cpu_sgemm1(trans_a, trans_b, m, n, k, alpha, pa + i * sa, lda, pb + i * sb, ldb, beta, py + i * sy, n);
   } else {
     for (int64_t i = 0; i < batch; i++)
-      rn_cpu_sgemm_par(trans_a, trans_b, m, n, k, alpha, pa + i * sa, ac, pb + i * sb, bc, beta, py + i * sy, n);
+      rn_cpu_sgemm_par(trans_a, trans_b, m, n, k, alpha, pa + i * sa, lda, pb + i * sb, ldb, beta, py + i * sy, n);
   }
   return RN_OK;
 }

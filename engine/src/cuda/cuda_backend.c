@@ -127,7 +127,8 @@ rn_status rn_cu_synchronize_all(int device) {
   cudaStream_t s;
   RN_TRY(rn_cu_enter(device, &s));
   for (int i = 0; i < RN_CUDA_MAX_LANES; i++)
-    if (devs.stream[device][i]) RN_TRY(rn_cu_check(cudaStreamSynchronize(devs.stream[device][i]), "cudaStreamSynchronize"));
+    if (devs.stream[device][i])
+      RN_TRY(rn_cu_check(cudaStreamSynchronize(devs.stream[device][i]), "cudaStreamSynchronize"));
   return RN_OK;
 }
 

@@ -80,8 +80,8 @@ rn_status rn_cu_gemm(rn_tensor *y, const rn_tensor *a, const rn_tensor *b, bool 
   cudaStream_t s;
   RN_TRY(rn_cu_stream(y, &s));
   RN_TRY(rn_cu_need(y, true, true, "gemm: output"));
-  RN_TRY(rn_cu_need(a, true, true, "gemm: a"));
-  RN_TRY(rn_cu_need(b, true, true, "gemm: b"));
+  RN_TRY(rn_cu_need(a, false, true, "gemm: a"));
+  RN_TRY(rn_cu_need(b, false, true, "gemm: b"));
   if (y->ndim < 2 || y->ndim > 3 || a->ndim != y->ndim || b->ndim != y->ndim)
     return rn_error(RN_ERR_SHAPE, "gemm: expected [B, rows, cols] operands of one rank");
   int r = y->ndim;
@@ -97,17 +97,20 @@ rn_status rn_cu_gemm(rn_tensor *y, const rn_tensor *a, const rn_tensor *b, bool 
     if (beta == 0.0f) return rn_cu_fill(y, 0.0);
     return rn_cu_unary(RN_UN_SCALE, y, y, beta, 0.0f);
   }
-  if (m > INT_MAX || n > INT_MAX || k > INT_MAX || batch > INT_MAX || ac > INT_MAX || bc > INT_MAX)
+  int64_t lda, ldb, sa, sb;
+  if (!rn_gemm_operand(a, &lda, &sa) || !rn_gemm_operand(b, &ldb, &sb))
+    return rn_error(RN_ERR_ARG, "gemm: the operands' rows must be contiguous");
+  if (m > INT_MAX || n > INT_MAX || k > INT_MAX || batch > INT_MAX || lda > INT_MAX || ldb > INT_MAX)
     return rn_error(RN_ERR_SHAPE, "gemm: sizes beyond cuBLAS's 32-bit limits (m=%lld n=%lld k=%lld batch=%lld)",
                     (long long)m, (long long)n, (long long)k, (long long)batch);
   cublasHandle_t h = NULL;
   RN_TRY(blas_handle(y->storage->device.index, s, &h));
-  long long sa = ba == 1 ? 0 : ar * ac, sb = bb == 1 ? 0 : br * bc, sy = m * n;
+  long long sy = m * n;
   cublasComputeType_t ct = rn_cuda_get_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-  /* column-major: C'(n x m) = op(B')(n x k) op(A')(k x m), with B' = b as stored (ld bc), A' = a (ld ac) */
+  /* column-major: C'(n x m) = op(B')(n x k) op(A')(k x m), with B' = b as stored (ld ldb), A' = a (ld lda) */
   return blas_check(lib.gemm(h, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                               (int)n, (int)m, (int)k, &alpha, rn_cu_ptr(b), CUDA_R_32F, (int)bc, sb,
-                                               rn_cu_ptr(a), CUDA_R_32F, (int)ac, sa, &beta, rn_cu_ptr(y), CUDA_R_32F,
-                                               (int)n, sy, (int)batch, ct, CUBLAS_GEMM_DEFAULT),
+                             (int)n, (int)m, (int)k, &alpha, rn_cu_ptr(b), CUDA_R_32F, (int)ldb, (long long)sb,
+                             rn_cu_ptr(a), CUDA_R_32F, (int)lda, (long long)sa, &beta, rn_cu_ptr(y), CUDA_R_32F,
+                             (int)n, sy, (int)batch, ct, CUBLAS_GEMM_DEFAULT),
                     "cublasGemmStridedBatchedEx");
 }

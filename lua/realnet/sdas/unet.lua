@@ -144,13 +144,7 @@ function Attention:__init(ch, o)
 end
 
 function Attention:forward(x)
-  local s = x:shape()
-  local B, C, H, W, nh = s[1], s[2], s[3], s[4], self.heads
-  local hc = C // nh
-  local qkv = self.qkv(self.norm(x)):reshape({ B * nh, 3 * hc, H, W })
-  local function part(i) return qkv:narrow(2, i * hc + 1, hc):reshape({ B, C, H, W }) end
-  local a = core.spatial_attention(part(0), part(1), part(2), nh)
-  return x + self.proj_out(a)
+  return x + self.proj_out(core.qkv_attention(self.qkv(self.norm(x)), self.heads))
 end
 
 function Attention:extra_repr() return ("%d, heads %d"):format(self.ch, self.heads) end
