@@ -78,8 +78,9 @@ static int n_batch_norm(lua_State *L) {
   return 1;
 }
 
-/* group_norm(x, groups, weight|nil, bias|nil, opts{eps}) */
-static int n_group_norm(lua_State *L) {
+/* group_norm(x, groups, weight|nil, bias|nil, opts{eps}); group_norm_silu(...) = silu(group_norm(...)), one kernel
+ * without grad */
+static int group_norm_common(lua_State *L, bool silu) {
   rn_tensor *x = rn_lua_check_tensor(L, 1);
   lua_Integer g = luaL_checkinteger(L, 2);
   if (g < 1 || g > INT32_MAX) luaL_argerror(L, 2, lua_pushfstring(L, "groups must be >= 1, got %I", g));
@@ -87,22 +88,13 @@ static int n_group_norm(lua_State *L) {
   double eps = rn_lua_opt_num(L, 5, "eps", 1e-5);
   if (eps <= 0) luaL_argerror(L, 5, "opts.eps must be > 0");
   rn_tensor **box = rn_lua_new_box(L);
-  rn_lua_check(L, rn_group_norm(box, x, (int)g, w, b, (float)eps), "group_norm");
+  if (silu) rn_lua_check(L, rn_group_norm_silu(box, x, (int)g, w, b, (float)eps), "group_norm_silu");
+  else rn_lua_check(L, rn_group_norm(box, x, (int)g, w, b, (float)eps), "group_norm");
   return 1;
 }
 
-/* group_norm_silu(x, groups, weight|nil, bias|nil, opts{eps}): silu(group_norm(...)), one kernel without grad */
-static int n_group_norm_silu(lua_State *L) {
-  rn_tensor *x = rn_lua_check_tensor(L, 1);
-  lua_Integer g = luaL_checkinteger(L, 2);
-  if (g < 1 || g > INT32_MAX) luaL_argerror(L, 2, lua_pushfstring(L, "groups must be >= 1, got %I", g));
-  rn_tensor *w = rn_lua_opt_tensor(L, 3), *b = rn_lua_opt_tensor(L, 4);
-  double eps = rn_lua_opt_num(L, 5, "eps", 1e-5);
-  if (eps <= 0) luaL_argerror(L, 5, "opts.eps must be > 0");
-  rn_tensor **box = rn_lua_new_box(L);
-  rn_lua_check(L, rn_group_norm_silu(box, x, (int)g, w, b, (float)eps), "group_norm_silu");
-  return 1;
-}
+static int n_group_norm(lua_State *L) { return group_norm_common(L, false); }
+static int n_group_norm_silu(lua_State *L) { return group_norm_common(L, true); }
 
 static int softmax(lua_State *L, bool log) {
   rn_tensor *x = rn_lua_check_tensor(L, 1);

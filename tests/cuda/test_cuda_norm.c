@@ -57,26 +57,8 @@ static void batch_norm_case(int ndim, const int64_t *shape, const char *name) {
   rn_tensor_release(dwg);
 }
 
-/* The fused SiLU(group norm) kernel against the CPU's (same formula): values, and the statistics it writes. */
-static void group_norm_silu_case(const int64_t *shape, int groups, bool affine, const char *name) {
-  int64_t N = shape[0], C = shape[1], sc[1] = {C}, sg[2] = {N, groups};
-  rn_tensor *x = test_randn(4, shape, 16, 1.5f), *gx = to_gpu(x);
-  rn_tensor *w = affine ? test_randn(1, sc, 17, 1.0f) : NULL, *b = affine ? test_randn(1, sc, 18, 1.0f) : NULL;
-  rn_tensor *gw = affine ? to_gpu(w) : NULL, *gb = affine ? to_gpu(b) : NULL;
-  rn_tensor *yc = new_on(rn_cpu(), 4, shape, RN_F32, false), *yg = new_on(GPU, 4, shape, RN_F32, false);
-  rn_tensor *mc = new_on(rn_cpu(), 2, sg, RN_F32, false), *mg = new_on(GPU, 2, sg, RN_F32, false);
-  rn_tensor *rc = new_on(rn_cpu(), 2, sg, RN_F32, false), *rg = new_on(GPU, 2, sg, RN_F32, false);
-  CHECK_OK(KC->group_norm(yc, mc, rc, x, groups, w, b, 1e-5f, true));
-  CHECK_OK(KG->group_norm(yg, mg, rg, gx, groups, gw, gb, 1e-5f, true));
-  char what[128];
-  snprintf(what, sizeof what, "group_norm + SiLU output: %s", name);
-  agree(yg, yc, 1e-5, 1e-4, what);
-  snprintf(what, sizeof what, "group_norm + SiLU rstd: %s", name);
-  agree(rg, rc, 1e-5, 1e-5, what);
-  release_all(12, x, gx, w, b, gw, gb, yc, yg, mc, mg, rc, rg);
-}
-
-static void group_norm_case(const int64_t *shape, int groups, bool affine, const char *name) {
+/* silu: the forward fused with SiLU (the CPU's formula; the statistics and the backward are group norm's) */
+static void group_norm_case(const int64_t *shape, int groups, bool affine, bool silu, const char *name) {
   int64_t N = shape[0], C = shape[1], sc[1] = {C}, sg[2] = {N, groups};
   rn_tensor *x = test_randn(4, shape, 6, 1.5f), *gx = to_gpu(x);
   rn_tensor *w = affine ? test_randn(1, sc, 7, 1.0f) : NULL, *b = affine ? test_randn(1, sc, 8, 1.0f) : NULL;
@@ -84,10 +66,10 @@ static void group_norm_case(const int64_t *shape, int groups, bool affine, const
   rn_tensor *yc = new_on(rn_cpu(), 4, shape, RN_F32, false), *yg = new_on(GPU, 4, shape, RN_F32, false);
   rn_tensor *mc = new_on(rn_cpu(), 2, sg, RN_F32, false), *mg = new_on(GPU, 2, sg, RN_F32, false);
   rn_tensor *rc = new_on(rn_cpu(), 2, sg, RN_F32, false), *rg = new_on(GPU, 2, sg, RN_F32, false);
-  CHECK_OK(KC->group_norm(yc, mc, rc, x, groups, w, b, 1e-5f, false));
-  CHECK_OK(KG->group_norm(yg, mg, rg, gx, groups, gw, gb, 1e-5f, false));
+  CHECK_OK(KC->group_norm(yc, mc, rc, x, groups, w, b, 1e-5f, silu));
+  CHECK_OK(KG->group_norm(yg, mg, rg, gx, groups, gw, gb, 1e-5f, silu));
   char what[128];
-  snprintf(what, sizeof what, "group_norm output: %s", name);
+  snprintf(what, sizeof what, "group_norm%s output: %s", silu ? " + SiLU" : "", name);
   agree(yg, yc, 1e-5, 1e-4, what);
   snprintf(what, sizeof what, "group_norm mean: %s", name);
   agree(mg, mc, 1e-5, 1e-5, what);
@@ -117,10 +99,10 @@ int main(void) {
   batch_norm_case(2, s2, "[300,16] (S = 1)");
   batch_norm_case(4, big, "[2,8,96,96] (long channels)");
   int64_t g4[4] = {3, 32, 9, 10};
-  group_norm_case(g4, 8, true, "[3,32,9,10], 8 groups, affine");
-  group_norm_case(g4, 32, false, "[3,32,9,10], 32 groups, no affine");
-  group_norm_case(g4, 1, true, "[3,32,9,10], 1 group (layer norm over C,H,W)");
-  group_norm_silu_case(g4, 8, true, "[3,32,9,10], 8 groups, affine");
-  group_norm_silu_case(g4, 32, false, "[3,32,9,10], 32 groups, no affine");
+  for (int silu = 0; silu <= 1; silu++) {
+    group_norm_case(g4, 8, true, silu, "[3,32,9,10], 8 groups, affine");
+    group_norm_case(g4, 32, false, silu, "[3,32,9,10], 32 groups, no affine");
+  }
+  group_norm_case(g4, 1, true, false, "[3,32,9,10], 1 group (layer norm over C,H,W)");
   return test_finish("cuda norm");
 }
