@@ -71,6 +71,42 @@ describe("realnet.device.parallel", function()
     assert.are.equal("part 2 failed", err)
   end)
 
+  -- the fork / lane / join sequence with the rn.cuda calls recorded instead of made (runs without a GPU)
+  local function recorded(lanes, fn)
+    local saved, log = {}, {}
+    for _, k in ipairs{"fork", "lane", "join", "lanes"} do saved[k] = rn.cuda[k] end
+    rn.cuda.lanes = function() return lanes end
+    rn.cuda.fork = function(dev, n) log[#log + 1] = ("fork %s %d"):format(dev, n) end
+    rn.cuda.lane = function(dev, i) log[#log + 1] = ("lane %d"):format(i) end
+    rn.cuda.join = function(dev) log[#log + 1] = "join " .. dev end
+    local ok, err = pcall(fn, log)
+    for k, f in pairs(saved) do rn.cuda[k] = f end
+    return ok, err, log
+  end
+
+  it("sends part i to lane (i - 1) % k + 1 of one fork and joins after the last part", function()
+    local ok, out, log = recorded(3, function(log)
+      return device.parallel("cuda:0", 5, function(i) log[#log + 1] = "part " .. i; return i * 10 end)
+    end)
+    assert.is_true(ok, tostring(out))
+    assert.are.same({10, 20, 30, 40, 50}, out)
+    assert.are.same({"fork cuda:0 3", "lane 1", "part 1", "lane 2", "part 2", "lane 3", "part 3", "lane 1", "part 4",
+                     "lane 2", "part 5", "join cuda:0"}, log)
+    local _, _, log2 = recorded(8, function() return device.parallel("cuda:0", 2, function(i) return i end) end)
+    assert.are.equal("fork cuda:0 2", log2[1]) -- no more lanes than parts
+    local _, _, log3 = recorded(1, function() return device.parallel("cuda:0", 4, function(i) return i end) end)
+    assert.are.same({}, log3) -- lanes off: no fork
+  end)
+
+  it("joins when a part fails, and raises the part's error", function()
+    local ok, err, log = recorded(2, function()
+      return device.parallel("cuda:1", 3, function(i) if i == 2 then error("part 2 failed", 0) end return i end)
+    end)
+    assert.is_false(ok)
+    assert.are.equal("part 2 failed", err)
+    assert.are.same({"fork cuda:1 2", "lane 1", "lane 2", "join cuda:1"}, log)
+  end)
+
   if rn.cuda.available() then
     it("joins the lanes when a part fails on the GPU, and the next fork works", function()
       local before = rn.cuda.lanes()
