@@ -402,7 +402,8 @@ local function bench_realnet(o)
     local fns = {{Model, "extract", "backbone"}, {Model, "align", "AFS alignment"}}
     local smt = getmetatable(model.selector)
     if smt and type(smt.__index) == "table" then fns[#fns + 1] = {smt.__index, "forward", "RRS selection"} end
-    for _, f in ipairs{"cat", "upsample", "silu", "relu", "spatial_attention", "avg_pool2d", "softmax"} do
+    for _, f in ipairs{"cat", "upsample", "silu", "group_norm_silu", "relu", "qkv_attention", "spatial_attention",
+                       "avg_pool2d", "softmax"} do
       fns[#fns + 1] = {rn.core, f, "rn." .. f}
     end
     local rows = profile.run(once, {modules = model, functions = fns, repeats = 3, shapes = true,

@@ -127,6 +127,11 @@ if [ "$BENCH" -eq 1 ]; then
         --res 256 --batch "$batch" --device cuda --seconds "$SECONDS_PER_RUN" --tf32 $graph --lanes 4
     done
   done
+  step "profile: where a batch-1 TF32 forward spends its time, per module (each waited for; $LOG_DIR/profile.txt)"
+  timeout 240 "$BUILD/bin/realnet" bench realnet --preset paper --res 256 --batch 1 --device cuda --tf32 \
+    --seconds 1 --profile >"$LOG_DIR/profile.txt" 2>&1
+  grep -E "kernel calls|stages" "$LOG_DIR/profile.txt"
+  grep -A 25 "^label" "$LOG_DIR/profile.txt"
   step "benchmark: WideResNet-50-2 layer1..4 alone at 256x256"
   for tf in "" "--tf32"; do
     for batch in 32 1; do
