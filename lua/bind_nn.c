@@ -194,8 +194,9 @@ static int n_upsample(lua_State *L) {
 
 static const luaL_Reg fns[] = {
   {"conv2d", n_conv2d}, {"conv_transpose2d", n_conv_transpose2d}, {"batch_norm", n_batch_norm},
-  {"group_norm", n_group_norm}, {"group_norm_silu", n_group_norm_silu}, {"softmax", n_softmax}, {"log_softmax", n_log_softmax},
-  {"max_pool2d", n_max_pool2d}, {"avg_pool2d", n_avg_pool2d}, {"adaptive_avg_pool2d", n_adaptive_avg_pool2d},
+  {"group_norm", n_group_norm}, {"group_norm_silu", n_group_norm_silu}, {"softmax", n_softmax},
+  {"log_softmax", n_log_softmax}, {"max_pool2d", n_max_pool2d}, {"avg_pool2d", n_avg_pool2d},
+  {"adaptive_avg_pool2d", n_adaptive_avg_pool2d},
   {"global_avg_pool", n_global_avg_pool}, {"global_max_pool", n_global_max_pool}, {"upsample", n_upsample},
   {NULL, NULL}};
 

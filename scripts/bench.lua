@@ -298,9 +298,9 @@ local function bench_data(o)
 end
 
 -- `realnet bench realnet [--preset paper|cpu] [--res N] [--batch N] [--device cpu|cuda[:N]] [--tf32] [--seconds S]
--- [--threads N] [--lanes N]`: images per second of RealNet inference as `realnet predict` runs it (backbone -> AFS -> recon
--- U-Nets -> residuals -> RRS -> discriminator -> anomaly map and image score), with random weights (the speed does
--- not depend on them). Images start on the device and the scores come back to the host, which waits for the
+-- [--threads N] [--lanes N]`: images per second of RealNet inference as `realnet predict` runs it (backbone ->
+-- AFS -> recon U-Nets -> residuals -> RRS -> discriminator -> anomaly map and image score), with random weights
+-- (the speed does not depend on them). Images start on the device and the scores come back to the host, which waits for the
 -- device; timing covers whole batches after 3 warm-up batches (the first ones pick cuDNN algorithms).
 local REALNET_USAGE = [==[
 usage: realnet bench realnet [--preset paper|cpu] [--res N] [--batch N] [--device cpu|cuda[:N]] [--tf32]
@@ -413,7 +413,8 @@ local function bench_realnet(o)
   print(("realnet inference: preset=%s arch=%s res=%d dims=%s batch=%d device=%s %s%s: %.1f img/s "
     .. "(%.2f ms per batch, %d batches; warm-up %.1f s)"):format(model.cfg.preset, model.cfg.backbone.arch, S,
     table.concat(model.cfg.afs.dims, "/"), o.batch, where, on_gpu and (o.tf32 and "tf32" or "float32") or "float32",
-    (runner and " cuda-graph" or "") .. (on_gpu and rn.cuda.lanes() > 1 and (" lanes=%d"):format(rn.cuda.lanes()) or ""),
+    (runner and " cuda-graph" or "") ..
+      (on_gpu and rn.cuda.lanes() > 1 and (" lanes=%d"):format(rn.cuda.lanes()) or ""),
     o.batch / dt, dt * 1e3, n, t_warm))
 end
 

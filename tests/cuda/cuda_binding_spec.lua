@@ -33,7 +33,8 @@ describe("rn.cuda", function()
     rn.cuda.set_lanes(4)
     assert.are.equal(4, rn.cuda.lanes())
     rn.cuda.set_lanes(before)
-    assert.has_error(function() rn.cuda.set_lanes(0) end, "bad argument #1 to 'set_lanes' (lanes must be 1 .. 8 (1: no parallel lanes))")
+    assert.has_error(function() rn.cuda.set_lanes(0) end,
+      "bad argument #1 to 'set_lanes' (lanes must be 1 .. 8 (1: no parallel lanes))")
     assert.has_error(function() rn.cuda.set_lanes(9) end)
     assert.has_error(function() rn.cuda.fork(0, 1) end, "bad argument #2 to 'fork' (a fork has 2 .. 8 lanes)")
     if not rn.cuda.available() then

@@ -80,7 +80,8 @@ rn_status rn_cuda_graph_replay(rn_cuda_graph *g) {
 void rn_cuda_graph_free(rn_cuda_graph *g) {
   if (!g) return;
   cudaStream_t s;
-  if (rn_cu_enter(g->device, &s) == RN_OK) (void)rn_cu_synchronize_all(g->device); /* replays in flight use its blocks */
+  /* replays in flight use its blocks */
+  if (rn_cu_enter(g->device, &s) == RN_OK) (void)rn_cu_synchronize_all(g->device);
   (void)cudaGetLastError();
   cudaGraphExecDestroy(g->exec);
   rn_cu_graph_pool_free(g->pool);
