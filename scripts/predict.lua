@@ -8,7 +8,8 @@
 -- Unreadable images are reported on stderr and as {path, error} lines; the exit status is then 1.
 -- On a GPU, --tf32 uses TF32 tensor cores for float32 convolutions and products, and --cuda-graph records
 -- the network once (per batch size) as a CUDA graph and replays it: a RealNet forward is hundreds of small
--- kernels, so one image at a time runs about twice as fast (81 vs 38 images/s on an H200 with TF32).
+-- kernels, so one image at a time runs about twice as fast (81 vs 38 images/s on an H200 with TF32); --lanes N
+-- runs the blocks' reconstruction U-Nets side by side on N streams (REALNET_CUDA_LANES; not yet measured).
 local rn = require "realnet"
 local cli = require "realnet.cli"
 local json = require "realnet.json"
@@ -28,12 +29,14 @@ local SPEC = {
     {"--device", metavar = "cpu|cuda[:N]", help = "where the network runs (cpu)"},
     {"--tf32", type = "flag", help = "TF32 tensor cores for float32 convolutions and products (GPU; ~1e-3 relative error)"},
     {"--cuda-graph", type = "flag", help = "record the RealNet forward once as a CUDA graph and replay it (GPU)"},
+    {"--lanes", type = "int", metavar = "N", help = "run the U-Nets side by side on N streams, 1 .. 8 (GPU; default 1)"},
   },
   epilog = "exit status: 0 all scored, 1 some image or the model failed, 2 usage error",
 }
 
 local o = cli.parse(arg, SPEC)
-local ok, pred = pcall(predictor.open, o.model, {device = o.device, tf32 = o.tf32, graph = o.cuda_graph})
+local ok, pred = pcall(predictor.open, o.model, {device = o.device, tf32 = o.tf32, graph = o.cuda_graph,
+                                                 lanes = o.lanes})
 if not ok then
   io.stderr:write("realnet predict: ", tostring(pred), "\n")
   os.exit(1)

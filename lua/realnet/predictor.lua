@@ -55,17 +55,22 @@ function M.file_attrs(path)
   return attrs
 end
 
---- open(run directory | model file [, opts{device, tf32, graph}]) -> predictor {method, image_size, threshold,
--- attrs, path, model, device}. The network runs on opts.device (default cpu); predict_batch returns host
--- tensors. On a CUDA device, tf32 switches TF32 math on and graph replays a CUDA graph of the RealNet forward
--- recorded per batch size (PatchCore ignores it).
+--- open(run directory | model file [, opts{device, tf32, graph, lanes}]) -> predictor {method, image_size,
+-- threshold, attrs, path, model, device}. The network runs on opts.device (default cpu); predict_batch returns
+-- host tensors. On a CUDA device, tf32 switches TF32 math on, graph replays a CUDA graph of the RealNet forward
+-- recorded per batch size (PatchCore ignores it) and lanes (1 .. 8) sets core.cuda.set_lanes.
 function M.open(path, opts)
   opts = opts or {}
   local dev = device.resolve(opts.device) -- before reading the model: an unusable device fails first
-  if (opts.tf32 or opts.graph) and not dev:match("^cuda") then
-    error(("predictor: %s needs a CUDA device (--device cuda)"):format(opts.tf32 and "tf32" or "a CUDA graph"), 0)
+  if opts.lanes ~= nil and (math.type(opts.lanes) ~= "integer" or opts.lanes < 1 or opts.lanes > 8) then
+    error(("predictor: lanes must be an integer 1 .. 8, got %s"):format(tostring(opts.lanes)), 0)
+  end
+  local gpu_only = opts.tf32 and "tf32" or opts.graph and "a CUDA graph" or (opts.lanes or 1) > 1 and "lanes"
+  if gpu_only and not dev:match("^cuda") then
+    error(("predictor: %s needs a CUDA device (--device cuda)"):format(gpu_only), 0)
   end
   if opts.tf32 then core.cuda.set_tf32(true) end
+  if opts.lanes then core.cuda.set_lanes(opts.lanes) end
   local file = M.model_path(path)
   local attrs = M.file_attrs(file)
   local self = setmetatable({path = file, attrs = attrs}, P)

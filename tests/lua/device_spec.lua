@@ -100,12 +100,15 @@ describe("--device on the commands", function()
     end)
   end
 
-  it("predict refuses --tf32 and --cuda-graph without a CUDA device, before reading the model", function()
-    for _, flag in ipairs{"--tf32", "--cuda-graph"} do
+  it("predict refuses --tf32, --cuda-graph and --lanes without a CUDA device, before reading the model", function()
+    for _, flag in ipairs{"--tf32", "--cuda-graph", "--lanes 4"} do
       local rc, out = sh("predict nonexistent_run demo " .. flag)
       assert.equal(1, rc, out)
       assert.matches("needs a CUDA device", out, 1, true)
     end
+    local rc, out = sh("predict nonexistent_run demo --lanes 9")
+    assert.equal(1, rc, out)
+    assert.matches("lanes must be an integer 1 .. 8, got 9", out, 1, true)
   end)
 
   it("train records the device in the config and rejects a malformed one as a usage error", function()
