@@ -114,14 +114,14 @@ describe("RealNet on lanes (the blocks' U-Nets side by side)", function()
     rn.cuda.set_lanes(3)
     for rep = 1, 10 do -- races would show as differences of O(1) in some repetition
       local m2, s2 = m:forward(x)
-      close(m1, m2, 1e-6, "maps on lanes, repetition " .. rep)
-      close(s1, s2, 1e-6, "scores on lanes, repetition " .. rep)
+      close(m1, m2, 1e-5, "maps on lanes, repetition " .. rep)
+      close(s1, s2, 1e-5, "scores on lanes, repetition " .. rep)
     end
     local r = m:graph(x)
     for rep = 1, 5 do
       local gm, gs = r:run(x)
-      close(m1, gm, 1e-6, "graph maps on lanes, replay " .. rep)
-      close(s1, gs, 1e-6, "graph scores on lanes, replay " .. rep)
+      close(m1, gm, 1e-5, "graph maps on lanes, replay " .. rep)
+      close(s1, gs, 1e-5, "graph scores on lanes, replay " .. rep)
     end
     r:free()
     rn.cuda.set_lanes(before)

@@ -5,7 +5,8 @@
  * through cuBLAS, a residual add) advance in turn, one step per lane, and every intermediate is released at
  * once, so the caching allocator recycles blocks while other lanes still run: the schedule that would hand
  * a lane a block another lane is using if the lane tags (engine/src/cuda/lane_tags.h) were wrong. Tolerance:
- * 1e-6 relative (the kernels and algorithms are the same; a race is off by O(1)). Repeated 20 times. */
+ * 1e-4 abs + 1e-4 rel (the same kernels and algorithms, so normally equal to the bit, but a library may sum in
+ * another order on another handle; a race is off by O(1)). Repeated 20 times. */
 #include "cuda_check.h"
 
 enum { CHAINS = 4, DEPTH = 12 };
@@ -76,7 +77,7 @@ int main(void) {
     for (int i = 0; i < CHAINS; i++) {
       char what[64];
       snprintf(what, sizeof what, "eager fork %d, chain %d", rep, i);
-      agree(x[i], ref[i], 1e-6, 1e-6, what);
+      agree(x[i], ref[i], 1e-4, 1e-4, what);
     }
     release_all(CHAINS, x[0], x[1], x[2], x[3]);
   }
@@ -98,7 +99,7 @@ int main(void) {
     for (int i = 0; i < CHAINS; i++) {
       char what[64];
       snprintf(what, sizeof what, "graph replay %d, chain %d", rep, i);
-      agree(x[i], ref[i], 1e-6, 1e-6, what);
+      agree(x[i], ref[i], 1e-4, 1e-4, what);
     }
   }
   rn_cuda_graph_free(g);
