@@ -111,6 +111,7 @@ describe("realnet.device.parallel", function()
   if rn.cuda.available() then
     it("joins the lanes when a part fails on the GPU, and the next fork works", function()
       local before = rn.cuda.lanes()
+      finally(function() rn.cuda.set_lanes(before) end)
       rn.cuda.set_lanes(3)
       local x = rn.randn({64, 64}, {seed = 3}):to("cuda:0")
       local ok, err = pcall(device.parallel, "cuda:0", 3, function(i)
@@ -120,7 +121,6 @@ describe("realnet.device.parallel", function()
       assert.is_false(ok)
       assert.are.equal("part 2 failed", err)
       local out = device.parallel("cuda:0", 3, function(i) return (x * i):sum() end)
-      rn.cuda.set_lanes(before)
       local s = x:sum():item()
       for i = 1, 3 do assert.is_true(math.abs(out[i]:item() - i * s) <= 1e-4 * math.max(1, math.abs(i * s))) end
       assert.has_error(function() rn.cuda.join(0) end) -- nothing left open

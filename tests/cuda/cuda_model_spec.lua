@@ -107,6 +107,7 @@ describe("RealNet on lanes (the blocks' U-Nets side by side)", function()
   it("gives the one-stream maps and scores, eagerly and as a graph", function()
     if DEV == "cpu" then pending("lanes need a GPU") return end
     local before = rn.cuda.lanes()
+    finally(function() rn.cuda.set_lanes(before) end) -- a failure must not leave the later tests on lanes
     local m = device.model(tiny_model(), DEV)
     local x = triplet(2, 4):to(DEV)
     rn.cuda.set_lanes(1)
@@ -124,7 +125,6 @@ describe("RealNet on lanes (the blocks' U-Nets side by side)", function()
       close(s1, gs, 1e-5, "graph scores on lanes, replay " .. rep)
     end
     r:free()
-    rn.cuda.set_lanes(before)
   end)
 end)
 
