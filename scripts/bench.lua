@@ -300,8 +300,9 @@ end
 -- `realnet bench realnet [--preset paper|cpu] [--res N] [--batch N] [--device cpu|cuda[:N]] [--tf32] [--seconds S]
 -- [--threads N] [--lanes N]`: images per second of RealNet inference as `realnet predict` runs it (backbone ->
 -- AFS -> recon U-Nets -> residuals -> RRS -> discriminator -> anomaly map and image score), with random weights
--- (the speed does not depend on them). Images start on the device and the scores come back to the host, which waits for the
--- device; timing covers whole batches after 3 warm-up batches (the first ones pick cuDNN algorithms).
+-- (the speed does not depend on them). Images start on the device and the scores come back to the host, which
+-- waits for the device; timing covers whole batches after 3 warm-up batches (the first ones pick cuDNN
+-- algorithms). The first warm-up batch's kernel calls are printed (op by op only: a graph replay makes none).
 local REALNET_USAGE = [==[
 usage: realnet bench realnet [--preset paper|cpu] [--res N] [--batch N] [--device cpu|cuda[:N]] [--tf32]
                              [--seconds S] [--threads N] [--profile] [--graph] [--lanes N]
@@ -363,7 +364,7 @@ local function bench_realnet(o)
   local t_warm = rn.now()
   local calls0 = rn.kernel_calls()
   once()
-  local calls = rn.kernel_calls() - calls0 -- a graph replay calls none: its count is the warm-up forward's
+  local calls = rn.kernel_calls() - calls0
   for _ = 1, 2 do once() end
   t_warm = rn.now() - t_warm
   local gc0 = rn.gc_stats()
