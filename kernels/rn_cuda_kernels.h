@@ -49,6 +49,12 @@ cudaError_t rnk_where(float *y, const void *cond, rn_dtype cdt, const rnk_layout
 /* y [N, C, S] (contiguous) += b[C] */
 cudaError_t rnk_bias_add(float *y, const float *b, int64_t N, int64_t C, int64_t S, cudaStream_t s);
 
+/* ------------------------------------------------------------------ bf16.cu (contiguous, n elements) */
+/* bfloat16 bit patterns from float32, rounded to nearest even (NaN stays NaN) */
+cudaError_t rnk_to_bf16(uint16_t *dst, const float *src, int64_t n, cudaStream_t s);
+/* float32 from bfloat16 bit patterns (exact) */
+cudaError_t rnk_from_bf16(float *dst, const uint16_t *src, int64_t n, cudaStream_t s);
+
 /* ------------------------------------------------------------------ reduce.cu */
 /* x's dims split into kept (outer, row-major) and reduced groups, each with sizes and x strides. */
 typedef struct {

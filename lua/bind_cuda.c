@@ -1,4 +1,4 @@
-/* bind_cuda.c - rn.device(name) and the rn.cuda table: device queries, TF32, synchronisation, the allocator's
+/* bind_cuda.c - rn.device(name) and the rn.cuda table: device queries, TF32, bfloat16 autocast, synchronisation, the allocator's
  * cache. Works in every build: without the CUDA backend or a GPU, rn.cuda.available() is false and
  * rn.cuda.device_count() 0, and asking for a CUDA device raises an error saying why. */
 #include "../engine/src/cuda/cuda_api.h"
@@ -70,6 +70,17 @@ static int c_set_tf32(lua_State *L) {
 
 static int c_tf32(lua_State *L) {
   lua_pushboolean(L, rn_cuda_get_tf32());
+  return 1;
+}
+
+static int c_set_bf16(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TBOOLEAN);
+  rn_cuda_set_bf16(lua_toboolean(L, 1));
+  return 0;
+}
+
+static int c_bf16(lua_State *L) {
+  lua_pushboolean(L, rn_cuda_get_bf16());
   return 1;
 }
 
@@ -177,6 +188,7 @@ static const luaL_Reg cuda_fns[] = {
   {"graph_begin", c_graph_begin}, {"graph_end", c_graph_end}, {"capturing", c_capturing},
   {"available", c_available}, {"device_count", c_device_count}, {"built", c_built},
   {"unavailable_reason", c_reason}, {"device_name", c_device_name}, {"set_tf32", c_set_tf32}, {"tf32", c_tf32},
+  {"set_bf16", c_set_bf16}, {"bf16", c_bf16},
   {"synchronize", c_synchronize}, {"empty_cache", c_empty_cache}, {"cached_bytes", c_cached_bytes},
   {"fork", c_fork}, {"lane", c_lane}, {"join", c_join}, {"set_lanes", c_set_lanes}, {"lanes", c_lanes},
   {NULL, NULL}};

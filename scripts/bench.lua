@@ -297,21 +297,22 @@ local function bench_data(o)
   end
 end
 
--- `realnet bench realnet [--preset paper|cpu] [--res N] [--batch N] [--device cpu|cuda[:N]] [--tf32] [--seconds S]
--- [--threads N] [--lanes N]`: images per second of RealNet inference as `realnet predict` runs it (backbone ->
+-- `realnet bench realnet [--preset paper|cpu] [--res N] [--batch N] [--device cpu|cuda[:N]] [--tf32] [--bf16]
+-- [--seconds S] [--threads N] [--lanes N]`: images per second of RealNet inference as `realnet predict` runs it (backbone ->
 -- AFS -> recon U-Nets -> residuals -> RRS -> discriminator -> anomaly map and image score), with random weights
 -- (the speed does not depend on them). Images start on the device and the scores come back to the host, which
 -- waits for the device; timing covers whole batches after 3 warm-up batches (the first ones pick cuDNN
 -- algorithms). The first warm-up batch's kernel calls are printed (op by op only: a graph replay makes none).
 local REALNET_USAGE = [==[
 usage: realnet bench realnet [--preset paper|cpu] [--res N] [--batch N] [--device cpu|cuda[:N]] [--tf32]
-                             [--seconds S] [--threads N] [--profile] [--graph] [--lanes N]
+                             [--bf16] [--seconds S] [--threads N] [--profile] [--graph] [--lanes N]
   prints RealNet inference throughput (img/s) with random weights; the paper preset is WideResNet-50-2,
   layers 1-4, AFS dims 256/512/512/256 at 256x256 (defaults: paper, batch 32, the preset's image size,
   cuda when a GPU is usable else cpu, 5 s); --profile also prints the time per module class and step
   (each step waits for the device, so the profiled total is above the timed one); --graph records the
   forward once as a CUDA graph and times its replays (one launch per batch); --lanes N (GPU, 2 .. 8) runs
-  the blocks' reconstruction U-Nets side by side on N streams (default: REALNET_CUDA_LANES, else 1: none)]==]
+  the blocks' reconstruction U-Nets side by side on N streams (default: REALNET_CUDA_LANES, else 1: none);
+  --tf32 (GPU) TF32 tensor cores, --bf16 (GPU) bfloat16 autocast of convolutions and products]==]
 
 local function realnet_usage(msg)
   if msg then
@@ -323,8 +324,9 @@ local function realnet_usage(msg)
 end
 
 local function parse_realnet(args)
-  local o = parse_options(args, {preset = "paper", batch = 32, seconds = 5, tf32 = false, profile = false, graph = false},
-                          {flags = {"tf32", "profile", "graph"}, values = {"preset", "device"},
+  local o = parse_options(args, {preset = "paper", batch = 32, seconds = 5, tf32 = false, bf16 = false, profile = false,
+                                 graph = false},
+                          {flags = {"tf32", "bf16", "profile", "graph"}, values = {"preset", "device"},
                            ints = {"batch", "res", "threads", "lanes"}, nums = {"seconds"}}, realnet_usage)
   if o.device == nil then o.device = rn.cuda.available() and "cuda" or "cpu" end
   if o.lanes and (o.lanes < 1 or o.lanes > 8) then realnet_usage("--lanes must be 1 .. 8") end
@@ -336,19 +338,23 @@ local function bench_realnet(o)
   if o.threads then rn.set_num_threads(o.threads) end
   local ok, dev = pcall(device.resolve, o.device)
   if not ok then realnet_usage(tostring(dev)) end
+  local on_gpu = dev ~= "cpu"
+  if not on_gpu then -- before the model is built: the paper preset takes a while
+    for _, f in ipairs{"tf32", "bf16", "graph"} do
+      if o[f] then realnet_usage(("--%s needs --device cuda"):format(f)) end
+    end
+    if (o.lanes or 1) > 1 then realnet_usage("--lanes needs --device cuda") end
+  else
+    rn.cuda.set_tf32(o.tf32)
+    rn.cuda.set_bf16(o.bf16)
+    if o.lanes then rn.cuda.set_lanes(o.lanes) end
+  end
   local cfg = {preset = o.preset, image_size = o.res}
   local okm, model = pcall(rn.realnet.new, cfg)
   if not okm then realnet_usage(tostring(model)) end
   model = device.model(model, dev)
-  local on_gpu = dev ~= "cpu"
-  if on_gpu then rn.cuda.set_tf32(o.tf32) end
-  if o.lanes then
-    if not on_gpu and o.lanes > 1 then realnet_usage("--lanes needs --device cuda") end
-    rn.cuda.set_lanes(o.lanes)
-  end
   local S = model.cfg.image_size
   local x = device.to(rn.randn({o.batch, 3, S, S}, {seed = 1}), dev)
-  if o.graph and not on_gpu then realnet_usage("--graph needs --device cuda") end
   local runner = o.graph and model:graph(x) or nil
   local function once()
     if runner then
@@ -413,7 +419,7 @@ local function bench_realnet(o)
   end
   print(("realnet inference: preset=%s arch=%s res=%d dims=%s batch=%d device=%s %s%s: %.1f img/s "
     .. "(%.2f ms per batch, %d batches; warm-up %.1f s)"):format(model.cfg.preset, model.cfg.backbone.arch, S,
-    table.concat(model.cfg.afs.dims, "/"), o.batch, where, on_gpu and (o.tf32 and "tf32" or "float32") or "float32",
+    table.concat(model.cfg.afs.dims, "/"), o.batch, where, o.bf16 and "bf16" or o.tf32 and "tf32" or "float32",
     (runner and " cuda-graph" or "") ..
       (on_gpu and rn.cuda.lanes() > 1 and (" lanes=%d"):format(rn.cuda.lanes()) or ""),
     o.batch / dt, dt * 1e3, n, t_warm))

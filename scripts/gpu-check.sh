@@ -3,7 +3,7 @@
 # CPU-vs-CUDA agreement tests (ctest -L cuda: every op, RealNet and SDAS, the commands with --device cuda), then
 # the GPU benchmarks (RealNet inference with the paper's model: WideResNet-50-2 layers 1-4, AFS dims
 # 256/512/512/256, 256x256, run op by op and as a CUDA graph, on one stream and with the U-Nets on 4 lanes; and
-# the backbone alone), at batch 32 and batch 1, float32 and TF32, and prints a summary. Meant to finish in under
+# the backbone alone), at batch 32 and batch 1, float32, TF32 and the bfloat16 autocast, and prints a summary. Meant to finish in under
 # 8 minutes on an H200; exits 0 when the build and every agreement test pass (the benchmark figures are reported
 # against the targets of issue 8 but do not change the exit status).
 # --no-build uses a build made elsewhere (same source tree path, or one reached through a link).
@@ -127,6 +127,11 @@ if [ "$BENCH" -eq 1 ]; then
         --res 256 --batch "$batch" --device cuda --seconds "$SECONDS_PER_RUN" --tf32 $graph --lanes 4
     done
   done
+  step "benchmark: the bfloat16 autocast of convolutions and products (--bf16), CUDA graph"
+  for batch in 32 1; do
+    bench_run "realnet batch=$batch bf16 --graph" "$BUILD/bin/realnet" bench realnet --preset paper \
+      --res 256 --batch "$batch" --device cuda --seconds "$SECONDS_PER_RUN" --bf16 --graph
+  done
   step "profile: where a batch-1 TF32 forward spends its time, per module (each waited for; $LOG_DIR/profile.txt)"
   timeout 240 "$BUILD/bin/realnet" bench realnet --preset paper --res 256 --batch 1 --device cuda --tf32 \
     --seconds 1 --profile >"$LOG_DIR/profile.txt" 2>&1
@@ -139,6 +144,8 @@ if [ "$BENCH" -eq 1 ]; then
         --seconds "$SECONDS_PER_RUN" $tf
     done
   done
+  bench_run "backbone batch=32 bf16" "$BUILD/bin/bench_cuda_backbone" --batch 32 --res 256 \
+    --seconds "$SECONDS_PER_RUN" --bf16
 fi
 
 step "summary"

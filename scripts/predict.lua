@@ -9,7 +9,8 @@
 -- On a GPU, --tf32 uses TF32 tensor cores for float32 convolutions and products, and --cuda-graph records
 -- the network once (per batch size) as a CUDA graph and replays it: a RealNet forward is hundreds of small
 -- kernels, so one image at a time runs about twice as fast (81 vs 38 images/s on an H200 with TF32); --lanes N
--- runs the blocks' reconstruction U-Nets side by side on N streams (REALNET_CUDA_LANES; not yet measured).
+-- runs the blocks' reconstruction U-Nets side by side on N streams (REALNET_CUDA_LANES; not yet measured);
+-- --bf16 rounds the inputs of convolutions and products to bfloat16 (REALNET_BF16; not yet measured).
 local rn = require "realnet"
 local cli = require "realnet.cli"
 local json = require "realnet.json"
@@ -28,6 +29,7 @@ local SPEC = {
     {"--threshold", type = "number", help = "image threshold (default: the model's)"},
     {"--device", metavar = "cpu|cuda[:N]", help = "where the network runs (cpu)"},
     {"--tf32", type = "flag", help = "TF32 tensor cores for float32 convolutions and products (GPU; ~1e-3 relative error)"},
+    {"--bf16", type = "flag", help = "bfloat16 autocast of convolutions and products (GPU; ~4e-3 relative error)"},
     {"--cuda-graph", type = "flag", help = "record the RealNet forward once as a CUDA graph and replay it (GPU)"},
     {"--lanes", type = "int", metavar = "N", help = "run the U-Nets side by side on N streams, 1 .. 8 (GPU; default 1)"},
   },
@@ -35,7 +37,8 @@ local SPEC = {
 }
 
 local o = cli.parse(arg, SPEC)
-local ok, pred = pcall(predictor.open, o.model, {device = o.device, tf32 = o.tf32, graph = o.cuda_graph,
+local ok, pred = pcall(predictor.open, o.model, {device = o.device, tf32 = o.tf32, bf16 = o.bf16,
+                                                 graph = o.cuda_graph,
                                                  lanes = o.lanes})
 if not ok then
   io.stderr:write("realnet predict: ", tostring(pred), "\n")

@@ -55,9 +55,10 @@ function M.file_attrs(path)
   return attrs
 end
 
---- open(run directory | model file [, opts{device, tf32, graph, lanes}]) -> predictor {method, image_size,
+--- open(run directory | model file [, opts{device, tf32, bf16, graph, lanes}]) -> predictor {method, image_size,
 -- threshold, attrs, path, model, device}. The network runs on opts.device (default cpu); predict_batch returns
--- host tensors. On a CUDA device, tf32 switches TF32 math on, graph replays a CUDA graph of the RealNet forward
+-- host tensors. On a CUDA device, tf32 switches TF32 math on, bf16 the bfloat16 autocast of convolutions and
+-- products (core.cuda.set_bf16), graph replays a CUDA graph of the RealNet forward
 -- recorded per batch size (PatchCore ignores it) and lanes (1 .. 8) sets core.cuda.set_lanes.
 function M.open(path, opts)
   opts = opts or {}
@@ -65,11 +66,13 @@ function M.open(path, opts)
   if opts.lanes ~= nil and (math.type(opts.lanes) ~= "integer" or opts.lanes < 1 or opts.lanes > 8) then
     error(("predictor: lanes must be an integer 1 .. 8, got %s"):format(tostring(opts.lanes)), 0)
   end
-  local gpu_only = opts.tf32 and "tf32" or opts.graph and "a CUDA graph" or (opts.lanes or 1) > 1 and "lanes"
+  local gpu_only = opts.tf32 and "tf32" or opts.bf16 and "bf16" or opts.graph and "a CUDA graph" or
+    (opts.lanes or 1) > 1 and "lanes"
   if gpu_only and not dev:match("^cuda") then
     error(("predictor: %s needs a CUDA device (--device cuda)"):format(gpu_only), 0)
   end
   if opts.tf32 then core.cuda.set_tf32(true) end
+  if opts.bf16 then core.cuda.set_bf16(true) end
   if opts.lanes then core.cuda.set_lanes(opts.lanes) end
   local file = M.model_path(path)
   local attrs = M.file_attrs(file)

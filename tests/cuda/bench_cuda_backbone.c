@@ -2,7 +2,7 @@
  * batch norms folded into conv biases as rn.backbone does) with random weights, built from engine ops on a CUDA
  * device. Used by scripts/gpu-check.sh; prints one "result:" line per run.
  *
- *   bench_cuda_backbone [--batch 32] [--res 256] [--seconds 5] [--tf32] [--device 0]
+ *   bench_cuda_backbone [--batch 32] [--res 256] [--seconds 5] [--tf32] [--bf16] [--device 0]
  *
  * The weights are drawn on the device (the GPU Philox fill); values do not affect the speed. Timing covers whole
  * forwards after three warm-up forwards (the first ones choose cuDNN algorithms: REALNET_CUDNN_BENCHMARK=1 is
@@ -114,15 +114,16 @@ static void forward(rn_tensor *x) {
 int main(int argc, char **argv) {
   int batch = 32, res = 256, device = 0;
   double seconds = 5;
-  bool tf32 = rn_cuda_get_tf32();
+  bool tf32 = rn_cuda_get_tf32(), bf16 = rn_cuda_get_bf16();
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--res") && i + 1 < argc) res = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = atof(argv[++i]);
     else if (!strcmp(argv[i], "--device") && i + 1 < argc) device = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--tf32")) tf32 = true;
+    else if (!strcmp(argv[i], "--bf16")) bf16 = true;
     else {
-      fprintf(stderr, "usage: bench_cuda_backbone [--batch N] [--res N] [--seconds S] [--tf32] [--device K]\n");
+      fprintf(stderr, "usage: bench_cuda_backbone [--batch N] [--res N] [--seconds S] [--tf32] [--bf16] [--device K]\n");
       return 2;
     }
   }
@@ -136,6 +137,7 @@ int main(int argc, char **argv) {
   }
   setenv("REALNET_CUDNN_BENCHMARK", "1", 0);
   rn_cuda_set_tf32(tf32);
+  rn_cuda_set_bf16(bf16);
   rn_set_grad_enabled(false);
   dev = (rn_device){RN_CUDA, device};
   rn_rng_init(&rng, 1, 0);
@@ -158,8 +160,9 @@ int main(int argc, char **argv) {
     TRY(rn_cuda_synchronize(device));
     dt = now() - t0;
   } while (n < 5 || dt < seconds);
-  printf("result: wide_resnet50_2 layer1-4 batch=%d res=%d tf32=%s device=\"%s\": %.1f img/s (%.2f ms per batch, %d "
-         "batches; warm-up %.1f s; %zu MiB cached)\n", batch, res, tf32 ? "on" : "off", name, batch * n / dt,
+  printf("result: wide_resnet50_2 layer1-4 batch=%d res=%d tf32=%s bf16=%s device=\"%s\": %.1f img/s (%.2f ms per "
+         "batch, %d batches; warm-up %.1f s; %zu MiB cached)\n", batch, res, tf32 ? "on" : "off", bf16 ? "on" : "off",
+         name, batch * n / dt,
          1e3 * dt / n, n, t_warm, rn_cuda_cached_bytes() >> 20);
   rn_tensor_release(x);
   return 0;

@@ -128,6 +128,27 @@ describe("RealNet on lanes (the blocks' U-Nets side by side)", function()
   end)
 end)
 
+describe("RealNet with the bfloat16 autocast", function()
+  it("stays near the float32 maps and scores, and replays as a graph", function()
+    if DEV == "cpu" then pending("the autocast needs a GPU") return end
+    finally(function() rn.cuda.set_bf16(false) end) -- a failure must not leave the later tests on bfloat16
+    local m = device.model(tiny_model(), DEV)
+    local x = triplet(2, 4):to(DEV)
+    local m32, s32 = m:forward(x)
+    rn.cuda.set_bf16(true)
+    local m16, s16 = m:forward(x)
+    -- inputs of ~25 convolutions rounded to 8 bits: a few 1e-3 relative, far from float32's 1e-6
+    close(m32, m16, 5e-2, "bf16 maps vs float32")
+    close(s32, s16, 5e-2, "bf16 scores vs float32")
+    assert.is_true(rel_diff(m32, m16) > 1e-6, "bf16 maps equal the float32 ones: is the autocast on?")
+    local r = m:graph(x)
+    local gm, gs = r:run(x)
+    close(m16, gm, 1e-5, "bf16 graph maps")
+    close(s16, gs, 1e-5, "bf16 graph scores")
+    r:free()
+  end)
+end)
+
 describe("SDAS on cuda", function()
   local function tiny_unet()
     local net = rn.sdas.unet{model_channels = 16, num_res_blocks = 1, channel_mult = {1, 2},
@@ -177,7 +198,10 @@ describe("the commands with --device cuda", function()
         .. "--model.model_channels=16 --model.attention_resolutions=4",
       "sdas sample run_s --n 2 --steps 4 --batch 2 --out samples",
     }
-    if DEV ~= "cpu" then steps[#steps + 1] = "predict run_t demo/demo_surface/test --cuda-graph --tf32" end
+    if DEV ~= "cpu" then
+      steps[#steps + 1] = "predict run_t demo/demo_surface/test --cuda-graph --tf32"
+      steps[#steps + 1] = "predict run_t demo/demo_surface/test --cuda-graph --bf16"
+    end
     for _, cmd in ipairs(steps) do
       local rc, out = sh(cmd .. " --device " .. DEV)
       assert.equal(0, rc, cmd .. "\n" .. out)

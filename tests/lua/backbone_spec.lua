@@ -244,6 +244,11 @@ describe("realnet bench backbone", function()
     _, err, code = run("bench realnet --device cpu --graph --seconds 0")
     assert.are.equal(1, code)
     assert.matches("--graph needs --device cuda", err, 1, true)
+    for _, f in ipairs{"--tf32", "--bf16"} do
+      _, err, code = run("bench realnet --device cpu --seconds 0 " .. f)
+      assert.are.equal(1, code)
+      assert.matches(f .. " needs --device cuda", err, 1, true)
+    end
     _, err, code = run("bench realnet --device cpu --lanes 4 --seconds 0")
     assert.are.equal(1, code)
     assert.matches("--lanes needs --device cuda", err, 1, true)

@@ -100,8 +100,8 @@ describe("--device on the commands", function()
     end)
   end
 
-  it("predict refuses --tf32, --cuda-graph and --lanes without a CUDA device, before reading the model", function()
-    for _, flag in ipairs{"--tf32", "--cuda-graph", "--lanes 4"} do
+  it("predict refuses --tf32, --bf16, --cuda-graph and --lanes without a CUDA device, before reading the model", function()
+    for _, flag in ipairs{"--tf32", "--bf16", "--cuda-graph", "--lanes 4"} do
       local rc, out = sh("predict nonexistent_run demo " .. flag)
       assert.equal(1, rc, out)
       assert.matches("needs a CUDA device", out, 1, true)

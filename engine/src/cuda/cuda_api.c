@@ -1,4 +1,4 @@
-/* cuda_api.c - device queries, TF32 switch and cache control (see cuda_api.h). Built in every configuration;
+/* cuda_api.c - device queries, TF32 and bfloat16 switches and cache control (see cuda_api.h). Built in every configuration;
  * the CUDA runtime is only touched when REALNET_CUDA is defined. */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -6,20 +6,23 @@
 #include "../internal.h"
 #include "cuda_api.h"
 
-/* TF32: -1 until first read, then 0/1; REALNET_TF32=1 turns it on at start. */
-static atomic_int tf32_state = -1;
-
-void rn_cuda_set_tf32(bool on) { atomic_store(&tf32_state, on ? 1 : 0); }
-
-bool rn_cuda_get_tf32(void) {
-  int s = atomic_load(&tf32_state);
+/* A switch: -1 until first read, then 0/1; the environment variable set to 1, on or true turns it on at start. */
+static bool switch_get(atomic_int *state, const char *env) {
+  int s = atomic_load(state);
   if (s < 0) {
-    const char *e = getenv("REALNET_TF32");
+    const char *e = getenv(env);
     s = e && (strcmp(e, "1") == 0 || strcmp(e, "on") == 0 || strcmp(e, "true") == 0) ? 1 : 0;
-    atomic_store(&tf32_state, s);
+    atomic_store(state, s);
   }
   return s == 1;
 }
+
+static atomic_int tf32_state = -1, bf16_state = -1;
+
+void rn_cuda_set_tf32(bool on) { atomic_store(&tf32_state, on ? 1 : 0); }
+bool rn_cuda_get_tf32(void) { return switch_get(&tf32_state, "REALNET_TF32"); }
+void rn_cuda_set_bf16(bool on) { atomic_store(&bf16_state, on ? 1 : 0); }
+bool rn_cuda_get_bf16(void) { return switch_get(&bf16_state, "REALNET_BF16"); }
 
 /* Lanes for parallel sections: 0 until first read, then 1 .. 8; REALNET_CUDA_LANES=N sets it at start. */
 static atomic_int lanes_state = 0;

@@ -25,6 +25,15 @@ rn_status rn_cuda_device_name(int device, char *buf, size_t n);
 void rn_cuda_set_tf32(bool on);
 bool rn_cuda_get_tf32(void);
 
+/* bfloat16 autocast for convolutions and matrix products, the rest of the computation staying float32: their
+ * inputs are rounded to bfloat16 (8-bit mantissas, round to nearest even) and the products summed in float32,
+ * on the tensor cores at twice TF32's rate. Matrix products (and 1x1 convolutions, which run as products) keep
+ * float32 outputs; cuDNN's convolutions write bfloat16 outputs (no float32-output bfloat16 configuration
+ * exists), converted back to float32, as PyTorch's autocast gives. About 4e-3 relative error per product.
+ * Takes precedence over TF32. Off unless REALNET_BF16=1 is set or this turns it on. */
+void rn_cuda_set_bf16(bool on);
+bool rn_cuda_get_bf16(void);
+
 /* Lanes: the independent parts of a computation (RealNet's per-level U-Nets) queued on separate streams of one
  * device, so that their small kernels run side by side instead of one after another (a batch-1 forward leaves
  * most of a large GPU idle). fork(device, n) starts n lanes (2 .. 8) after the work queued so far; lane(device, i)

@@ -4,7 +4,9 @@
  * The engine's matrices are row-major and cuBLAS's column-major, so y = op(a) op(b) is computed as
  * y^T = op(b)^T op(a)^T: the stored row-major arrays are read as the transposed column-major matrices with no
  * copies. A batch of one for a or b (stride 0) shares that matrix across the batch, as rn_cpu_gemm does.
- * TF32 (rn_cuda_set_tf32) selects CUBLAS_COMPUTE_32F_FAST_TF32, else plain float32 (CUBLAS_COMPUTE_32F).
+ * bfloat16 autocast (rn_cuda_set_bf16) selects CUBLAS_COMPUTE_32F_FAST_16BF (cuBLAS rounds the float32 inputs to
+ * bfloat16 itself and sums in float32: no conversion kernels), TF32 (rn_cuda_set_tf32) CUBLAS_COMPUTE_32F_FAST_TF32,
+ * else plain float32 (CUBLAS_COMPUTE_32F).
  *
  * cuBLAS is opened with dlopen on first use instead of being linked: loading libcublasLt costs about 2 s and
  * 200 MB at every process start, which every realnet run and test would pay whether or not it uses a GPU.
@@ -106,7 +108,9 @@ rn_status rn_cu_gemm(rn_tensor *y, const rn_tensor *a, const rn_tensor *b, bool 
   cublasHandle_t h = NULL;
   RN_TRY(blas_handle(y->storage->device.index, s, &h));
   long long sy = m * n;
-  cublasComputeType_t ct = rn_cuda_get_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  cublasComputeType_t ct = rn_cuda_get_bf16()   ? CUBLAS_COMPUTE_32F_FAST_16BF
+                          : rn_cuda_get_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                               : CUBLAS_COMPUTE_32F;
   /* column-major: C'(n x m) = op(B')(n x k) op(A')(k x m), with B' = b as stored (ld ldb), A' = a (ld lda) */
   return blas_check(lib.gemm(h, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
                              (int)n, (int)m, (int)k, &alpha, rn_cu_ptr(b), CUDA_R_32F, (int)ldb, (long long)sb,

@@ -14,6 +14,11 @@
  *
  * This uses cuDNN's legacy convolution API, deprecated in cuDNN 9 in favour of the graph API but present and
  * supported throughout 9.x; the deprecation warnings are silenced here only.
+ *
+ * bfloat16 autocast (rn_cuda_set_bf16): the call's two inputs are converted into bfloat16 temporaries, cuDNN runs
+ * its bfloat16 configuration on them (float32 accumulation, bfloat16 output: the legacy API has no bfloat16-in,
+ * float32-out configuration) and the output is converted back into the float32 destination. A shape for which
+ * cuDNN has no bfloat16 algorithm runs in float32 instead (remembered, so it is asked once).
  */
 #include <cudnn.h>
 #include <pthread.h>
@@ -61,7 +66,7 @@ static const char *dir_names[] = {"conv2d", "conv2d backward (data)", "conv2d ba
 /* One convolution as cuDNN sees it: oh/ow are the full output sizes. The spare fields make the struct free of
  * padding bytes, so memcmp compares only values. */
 typedef struct {
-  int dir, device, tf32, spare0;
+  int dir, device, tf32, bf16;
   int64_t n, c, h, w, o, kh, kw, oh, ow;
   int sh, sw, ph, pw, dh, dw, g, spare1;
 } conv_key;
@@ -84,21 +89,22 @@ static void descs_free(descs *d) {
 
 static rn_status descs_make(descs *d, const conv_key *k) {
   memset(d, 0, sizeof *d);
+  cudnnDataType_t dt = k->bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
   RN_TRY(dnn_check(cudnnCreateTensorDescriptor(&d->x), "cudnnCreateTensorDescriptor"));
   RN_TRY(dnn_check(cudnnCreateTensorDescriptor(&d->y), "cudnnCreateTensorDescriptor"));
   RN_TRY(dnn_check(cudnnCreateFilterDescriptor(&d->w), "cudnnCreateFilterDescriptor"));
   RN_TRY(dnn_check(cudnnCreateConvolutionDescriptor(&d->conv), "cudnnCreateConvolutionDescriptor"));
-  RN_TRY(dnn_check(cudnnSetTensor4dDescriptor(d->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)k->n, (int)k->c, (int)k->h,
+  RN_TRY(dnn_check(cudnnSetTensor4dDescriptor(d->x, CUDNN_TENSOR_NCHW, dt, (int)k->n, (int)k->c, (int)k->h,
                                               (int)k->w), "cudnnSetTensor4dDescriptor (input)"));
-  RN_TRY(dnn_check(cudnnSetTensor4dDescriptor(d->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)k->n, (int)k->o, (int)k->oh,
+  RN_TRY(dnn_check(cudnnSetTensor4dDescriptor(d->y, CUDNN_TENSOR_NCHW, dt, (int)k->n, (int)k->o, (int)k->oh,
                                               (int)k->ow), "cudnnSetTensor4dDescriptor (output)"));
-  RN_TRY(dnn_check(cudnnSetFilter4dDescriptor(d->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, (int)k->o, (int)(k->c / k->g),
+  RN_TRY(dnn_check(cudnnSetFilter4dDescriptor(d->w, dt, CUDNN_TENSOR_NCHW, (int)k->o, (int)(k->c / k->g),
                                               (int)k->kh, (int)k->kw), "cudnnSetFilter4dDescriptor"));
   RN_TRY(dnn_check(cudnnSetConvolution2dDescriptor(d->conv, k->ph, k->pw, k->sh, k->sw, k->dh, k->dw,
                                                    CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
                    "cudnnSetConvolution2dDescriptor"));
   RN_TRY(dnn_check(cudnnSetConvolutionGroupCount(d->conv, k->g), "cudnnSetConvolutionGroupCount"));
-  RN_TRY(dnn_check(cudnnSetConvolutionMathType(d->conv, k->tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH),
+  RN_TRY(dnn_check(cudnnSetConvolutionMathType(d->conv, k->tf32 || k->bf16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH),
                    "cudnnSetConvolutionMathType"));
   int n, c, h, w; /* cuDNN's own output size must be ours, or the descriptors disagree */
   RN_TRY(dnn_check(cudnnGetConvolution2dForwardOutputDim(d->conv, d->x, d->w, &n, &c, &h, &w),
@@ -110,7 +116,8 @@ static rn_status descs_make(descs *d, const conv_key *k) {
   return RN_OK;
 }
 
-/* A chosen algorithm with everything a call needs: descriptors (the math type set) and the workspace size. */
+/* A chosen algorithm with everything a call needs: descriptors (the math type set) and the workspace size;
+ * algo -1 records that cuDNN has none for the key. */
 typedef struct {
   conv_key key;
   uint64_t hash;
@@ -247,6 +254,14 @@ static rn_status dir_check(cudnnStatus_t s, conv_dir dir) {
                       : dir == DIR_BACKWARD_DATA ? "cudnnConvolutionBackwardData" : "cudnnConvolutionBackwardFilter");
 }
 
+static rn_status no_algorithm(const conv_key *k) {
+  return rn_error(RN_ERR_UNSUPPORTED, "%s: cuDNN has no %salgorithm for input %lldx%lldx%lldx%lld, weight "
+                  "%lldx%lldx%lldx%lld (stride %dx%d, pad %dx%d, dilation %dx%d, groups %d)", dir_names[k->dir],
+                  k->bf16 ? "bfloat16 " : "", (long long)k->n, (long long)k->c, (long long)k->h, (long long)k->w,
+                  (long long)k->o, (long long)(k->c / k->g), (long long)k->kh, (long long)k->kw, k->sh, k->sw, k->ph,
+                  k->pw, k->dh, k->dw, k->g);
+}
+
 /* Recalls the algorithm, descriptors and workspace size of the key (or chooses them once) and runs the
  * convolution on the buffers. The lock is held while a cached entry is used: launches are asynchronous, so
  * that is short, and no other thread can recycle the entry meanwhile. */
@@ -257,6 +272,10 @@ static rn_status run_conv(const conv_key *k, const bufs *b, cudaStream_t stream)
   uint64_t hash = key_hash(k);
   pthread_mutex_lock(&dnn_lock);
   cache_entry *e = cache_find_locked(k, hash);
+  if (e && e->algo < 0) {
+    pthread_mutex_unlock(&dnn_lock);
+    return no_algorithm(k);
+  }
   if (e) {
     void *ws = NULL;
     rn_status st = e->ws ? rn_cu_alloc(k->device, e->ws, &ws) : RN_OK;
@@ -275,9 +294,11 @@ static rn_status run_conv(const conv_key *k, const bufs *b, cudaStream_t stream)
     st = list_algos(dir, h, &d, b, bench_mode(), k->device, c, &n);
     for (int i = 0; st == RN_OK && refused && i < n; i++) {
       if (c[i].status != CUDNN_STATUS_SUCCESS || c[i].memory > WS_LIMIT) continue;
-      /* without TF32 only FMA kernels; with it, the math type cuDNN reported for the algorithm */
-      if (!k->tf32 && (c[i].math == CUDNN_TENSOR_OP_MATH || c[i].math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)) continue;
-      cudnnMathType_t math = k->tf32 ? c[i].math : CUDNN_FMA_MATH;
+      /* without TF32 or bfloat16 only FMA kernels; with them, the math type cuDNN reported for the algorithm */
+      bool tensor_ops = k->tf32 || k->bf16;
+      if (!tensor_ops && (c[i].math == CUDNN_TENSOR_OP_MATH || c[i].math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
+        continue;
+      cudnnMathType_t math = tensor_ops ? c[i].math : CUDNN_FMA_MATH;
       size_t wsb = 0;
       st = try_algo(dir, h, &d, b, c[i].algo, math, k->device, &refused, &wsb);
       if (st == RN_OK && !refused) {
@@ -289,14 +310,51 @@ static rn_status run_conv(const conv_key *k, const bufs *b, cudaStream_t stream)
         pthread_mutex_unlock(&dnn_lock);
       }
     }
-    if (st == RN_OK && refused)
-      st = rn_error(RN_ERR_UNSUPPORTED, "%s: cuDNN has no algorithm for input %lldx%lldx%lldx%lld, weight %lldx%lldx%lldx%lld "
-                    "(stride %dx%d, pad %dx%d, dilation %dx%d, groups %d)", dir_names[k->dir], (long long)k->n,
-                    (long long)k->c, (long long)k->h, (long long)k->w, (long long)k->o, (long long)(k->c / k->g),
-                    (long long)k->kh, (long long)k->kw, k->sh, k->sw, k->ph, k->pw, k->dh, k->dw, k->g);
+    if (st == RN_OK && refused) {
+      pthread_mutex_lock(&dnn_lock);
+      if (!cache_find_locked(k, hash)) {
+        cache_put_locked(k, hash, -1, 0, d);
+        d = (descs){0};
+      }
+      pthread_mutex_unlock(&dnn_lock);
+      st = no_algorithm(k);
+    }
   }
   descs_free(&d);
   return st;
+}
+
+/* The bfloat16 autocast of run_conv: the direction's two inputs converted into bfloat16 temporaries, the
+ * convolution run on them, its output converted back into the float32 buffer; the float32 convolution for a
+ * shape cuDNN has no bfloat16 algorithm for. */
+static rn_status run_conv_bf16(const conv_key *k, const bufs *b, cudaStream_t s) {
+  conv_key k32 = *k;
+  k32.bf16 = 0;
+  uint64_t hash = key_hash(k);
+  pthread_mutex_lock(&dnn_lock);
+  const cache_entry *e = cache_find_locked(k, hash);
+  bool unsupported = e && e->algo < 0;
+  pthread_mutex_unlock(&dnn_lock);
+  if (unsupported) return run_conv(&k32, b, s);
+  size_t n[3] = {(size_t)(k->n * k->c * k->h * k->w), (size_t)(k->o * (k->c / k->g) * k->kh * k->kw),
+                 (size_t)(k->n * k->o * k->oh * k->ow)};
+  void *f32[3] = {b->x, b->w, b->y}, *b16[3] = {NULL, NULL, NULL};
+  int out = k->dir == DIR_FORWARD ? 2 : k->dir == DIR_BACKWARD_DATA ? 0 : 1;
+  rn_status st = RN_OK;
+  for (int i = 0; i < 3 && st == RN_OK; i++) {
+    st = rn_cu_alloc(k->device, 2 * n[i], &b16[i]);
+    if (st == RN_OK && i != out)
+      st = rn_cu_check(rnk_to_bf16(b16[i], f32[i], (int64_t)n[i], s), "rnk_to_bf16 (convolution input)");
+  }
+  bufs hb = {b16[0], b16[1], b16[2]};
+  if (st == RN_OK) st = run_conv(k, &hb, s);
+  if (st == RN_OK) st = rn_cu_check(rnk_from_bf16(f32[out], b16[out], (int64_t)n[out], s), "rnk_from_bf16 (convolution output)");
+  for (int i = 0; i < 3; i++) rn_cu_free(k->device, b16[i], 2 * n[i]); /* stream-ordered reuse is safe */
+  return st == RN_ERR_UNSUPPORTED ? run_conv(&k32, b, s) : st;
+}
+
+static rn_status convolve(const conv_key *k, const bufs *b, cudaStream_t s) {
+  return k->bf16 ? run_conv_bf16(k, b, s) : run_conv(k, b, s);
 }
 
 /* ------------------------------------------------------------------ geometry */
@@ -306,7 +364,7 @@ static rn_status make_key(conv_key *k, conv_dir dir, const rn_tensor *x, const r
                           const rn_conv_params *p) {
   const char *what = dir_names[dir];
   if (!p || x->ndim != 4 || w->ndim != 4 || y->ndim != 4) return rn_error(RN_ERR_SHAPE, "%s: expected 4-d tensors", what);
-  *k = (conv_key){.dir = dir, .device = x->storage->device.index, .tf32 = rn_cuda_get_tf32(),
+  *k = (conv_key){.dir = dir, .device = x->storage->device.index, .tf32 = rn_cuda_get_tf32(), .bf16 = rn_cuda_get_bf16(),
                   .n = x->shape[0], .c = x->shape[1], .h = x->shape[2], .w = x->shape[3],
                   .o = w->shape[0], .kh = w->shape[2], .kw = w->shape[3],
                   .sh = p->stride[0], .sw = p->stride[1], .ph = p->pad[0], .pw = p->pad[1],
@@ -383,7 +441,7 @@ rn_status rn_cu_conv2d(rn_tensor *y, const rn_tensor *x, const rn_tensor *w, con
   } else {
     if (cropped(&k, y)) RN_TRY(full_tmp(&tmp, &crop, &k, y, false));
     bufs b = {rn_cu_ptr(x), rn_cu_ptr(w), tmp ? rn_cu_ptr(tmp) : rn_cu_ptr(y)};
-    st = run_conv(&k, &b, s);
+    st = convolve(&k, &b, s);
   }
   if (st == RN_OK && tmp)
     st = rn_cu_check(rnk_copy(rn_cu_ptr(y), RN_F32, &yl, rn_cu_ptr(tmp), RN_F32, &crop, s), "rnk_copy (conv2d crop)");
@@ -417,7 +475,7 @@ rn_status rn_cu_conv2d_backward_data(rn_tensor *gx, const rn_tensor *gy, const r
   rn_tensor *tmp = NULL;
   RN_TRY(full_gy(&tmp, &k, gy, s));
   bufs b = {rn_cu_ptr(gx), rn_cu_ptr(w), tmp ? rn_cu_ptr(tmp) : rn_cu_ptr(gy)};
-  rn_status st = run_conv(&k, &b, s);
+  rn_status st = convolve(&k, &b, s);
   rn_tensor_release(tmp);
   return st;
 }
@@ -436,7 +494,7 @@ rn_status rn_cu_conv2d_backward_weight(rn_tensor *gw, const rn_tensor *gy, const
   rn_tensor *tmp = NULL;
   RN_TRY(full_gy(&tmp, &k, gy, s));
   bufs b = {rn_cu_ptr(x), rn_cu_ptr(gw), tmp ? rn_cu_ptr(tmp) : rn_cu_ptr(gy)};
-  rn_status st = run_conv(&k, &b, s);
+  rn_status st = convolve(&k, &b, s);
   rn_tensor_release(tmp);
   return st;
 }
