@@ -175,12 +175,19 @@ __global__ void where_k(float *y, const void *c, rn_dtype cdt, const float *a, c
   }
 }
 
-__global__ void bias_add_k(float *y, const float *b, int64_t C, int64_t S, int64_t planes) {
+// y = act((y + b[c]) + z), in the order the separate ops (bias add, binary add, unary) round in.
+__global__ void conv_epilogue_k(float *y, const float *b, const float *z, rn_unary_op act, int64_t C, int64_t S,
+                                int64_t planes) {
   for (int64_t pl = blockIdx.y; pl < planes; pl += gridDim.y) {
-    float v = b[pl % C];
+    float v = b ? b[pl % C] : 0.0f;
     float *yp = y + pl * S;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < S; i += (int64_t)gridDim.x * blockDim.x)
-      yp[i] += v;
+    const float *zp = z ? z + pl * S : nullptr;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < S; i += (int64_t)gridDim.x * blockDim.x) {
+      float t = yp[i];
+      if (b) t += v;
+      if (zp) t += zp[i];
+      yp[i] = act == RN_UN_COUNT ? t : unary_f(act, t, 0.0f, 0.0f);
+    }
   }
 }
 
@@ -266,11 +273,12 @@ extern "C" cudaError_t rnk_where(float *y, const void *cond, rn_dtype cdt, const
   return launched();
 }
 
-extern "C" cudaError_t rnk_bias_add(float *y, const float *b, int64_t N, int64_t C, int64_t S, cudaStream_t st) {
+extern "C" cudaError_t rnk_conv_epilogue(float *y, const float *b, const float *z, rn_unary_op act, int64_t N,
+                                         int64_t C, int64_t S, cudaStream_t st) {
   int64_t planes = N * C;
-  if (planes == 0 || S == 0) return cudaSuccess;
+  if (planes == 0 || S == 0 || (!b && !z && act == RN_UN_COUNT)) return cudaSuccess;
   int64_t bx = (S + kThreads - 1) / kThreads;
   dim3 grid((unsigned)(bx < 64 ? bx : 64), (unsigned)(planes < 65535 ? planes : 65535));
-  bias_add_k<<<grid, kThreads, 0, st>>>(y, b, C, S, planes);
+  conv_epilogue_k<<<grid, kThreads, 0, st>>>(y, b, z, act, C, S, planes);
   return launched();
 }

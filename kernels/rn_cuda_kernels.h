@@ -46,8 +46,10 @@ cudaError_t rnk_binary(rn_binary_op op, void *y, rn_dtype ydt, const rnk_layout 
 cudaError_t rnk_where(float *y, const void *cond, rn_dtype cdt, const rnk_layout *cl, const float *a,
                       const rnk_layout *al, const float *b, const rnk_layout *bl, cudaStream_t s);
 
-/* y [N, C, S] (contiguous) += b[C] */
-cudaError_t rnk_bias_add(float *y, const float *b, int64_t N, int64_t C, int64_t S, cudaStream_t s);
+/* y [N, C, S] (contiguous) = act((y + b[C]) + z[N, C, S]): a convolution's epilogue; b and z may be NULL, act
+ * RN_UN_COUNT (RN_ACT_NONE) for none, else a unary op without parameters */
+cudaError_t rnk_conv_epilogue(float *y, const float *b, const float *z, rn_unary_op act, int64_t N, int64_t C,
+                              int64_t S, cudaStream_t s);
 
 /* ------------------------------------------------------------------ bf16.cu (contiguous, n elements) */
 /* bfloat16 bit patterns from float32, rounded to nearest even (NaN stays NaN) */

@@ -43,12 +43,37 @@ static rn_conv_params conv_opts(lua_State *L, int arg) {
   return p;
 }
 
-/* conv2d(x, w, bias|nil, opts{stride, padding, dilation, groups}) */
+/* opts.act of conv2d: nil or "none" -> RN_ACT_NONE */
+static rn_unary_op conv_act(lua_State *L, int arg) {
+  static const char *names[] = {"none", "relu", "relu6", "silu", "sigmoid"};
+  static const rn_unary_op ops[] = {RN_ACT_NONE, RN_UN_RELU, RN_UN_RELU6, RN_UN_SILU, RN_UN_SIGMOID};
+  const char *s = rn_lua_opt_str(L, arg, "act", "none");
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+    if (strcmp(s, names[i]) == 0) return ops[i];
+  luaL_argerror(L, arg, lua_pushfstring(L, "opts.act must be none, relu, relu6, silu or sigmoid, got '%s'", s));
+  return RN_ACT_NONE;
+}
+
+/* conv2d(x, w, bias|nil, opts{stride, padding, dilation, groups, residual, act}): with opts.residual (a tensor of
+ * the output's shape) and / or opts.act, act(conv2d + residual) through rn_conv2d_fused */
 static int n_conv2d(lua_State *L) {
   rn_tensor *x = rn_lua_check_tensor(L, 1), *w = rn_lua_check_tensor(L, 2), *b = rn_lua_opt_tensor(L, 3);
   rn_conv_params p = conv_opts(L, 4);
+  rn_tensor *residual = NULL;
+  rn_unary_op act = RN_ACT_NONE;
+  if (lua_istable(L, 4)) {
+    lua_getfield(L, 4, "residual");
+    if (!lua_isnil(L, -1)) {
+      rn_tensor **rb = (rn_tensor **)luaL_testudata(L, -1, RN_TENSOR_MT);
+      if (!rb || !*rb) luaL_argerror(L, 4, "opts.residual must be a tensor");
+      residual = *rb;
+    }
+    lua_pop(L, 1); /* the opts table keeps it alive */
+    act = conv_act(L, 4);
+  }
   rn_tensor **box = rn_lua_new_box(L);
-  rn_lua_check(L, rn_conv2d(box, x, w, b, &p), "conv2d");
+  if (residual || act != RN_ACT_NONE) rn_lua_check(L, rn_conv2d_fused(box, x, w, b, residual, act, &p), "conv2d");
+  else rn_lua_check(L, rn_conv2d(box, x, w, b, &p), "conv2d");
   return 1;
 }
 

@@ -124,44 +124,108 @@ static rn_status conv2d_backward(rn_node *n, rn_tensor *gout, rn_tensor **gin) {
   return conv_backward(n, gout, gin, false);
 }
 
+/* The checks of conv2d and its output shape. */
+static rn_status conv2d_shape(const char *op, rn_tensor *x, rn_tensor *w, rn_tensor *bias, const rn_conv_params *p,
+                              int64_t shape[4]) {
+  RN_TRY(check_common(op, x, w, bias, p));
+  char a[64], b[64];
+  int64_t c = x->shape[1], o = w->shape[0];
+  if (c % p->groups || o % p->groups)
+    return rn_error(RN_ERR_ARG, "%s: groups %d must divide input channels %lld and output channels %lld", op,
+                    p->groups, (long long)c, (long long)o);
+  if (w->shape[1] * p->groups != c)
+    return rn_error(RN_ERR_SHAPE, "%s: weight %s does not fit input %s (expects %lld input channels with %d groups)",
+                    op, rn_shape_str(w, a, 64), rn_shape_str(x, b, 64), (long long)(w->shape[1] * p->groups),
+                    p->groups);
+  RN_TRY(check_bias(op, bias, o));
+  shape[0] = x->shape[0];
+  shape[1] = o;
+  for (int i = 0; i < 2; i++) {
+    int64_t span = (int64_t)p->dilation[i] * (w->shape[2 + i] - 1) + 1, padded = x->shape[2 + i] + 2 * p->pad[i];
+    if (span > padded)
+      return rn_error(RN_ERR_SHAPE, "%s: kernel %s (dilation %d, extent %lld) is larger than the padded input %s", op,
+                      rn_shape_str(w, a, 64), p->dilation[i], (long long)span, rn_shape_str(x, b, 64));
+    shape[2 + i] = (padded - span) / p->stride[i] + 1;
+  }
+  return RN_OK;
+}
+
+/* conv2d's kernel call, or conv2d_fused's when fused (residual already checked; act may be RN_ACT_NONE). */
+static rn_status conv2d_run(rn_tensor **y, rn_tensor *x, rn_tensor *w, rn_tensor *bias, const int64_t shape[4],
+                            const rn_conv_params *p, bool fused, rn_tensor *residual, rn_unary_op act) {
+  rn_tensor *xc = NULL, *wc = NULL, *bc = NULL, *rc = NULL;
+  rn_status st = rn_contig_nograd(&xc, x);
+  if (st == RN_OK) st = rn_contig_nograd(&wc, w);
+  if (st == RN_OK && bias) st = rn_contig_nograd(&bc, bias);
+  if (st == RN_OK && residual) st = rn_contig_nograd(&rc, residual);
+  if (st == RN_OK) st = rn_new_like_shape(y, x, 4, shape);
+  if (st == RN_OK) st = fused ? rn_kernels_of(x)->conv2d_fused(*y, xc, wc, bc, rc, act, p)
+                              : rn_kernels_of(x)->conv2d(*y, xc, wc, bc, p);
+  rn_tensor_release(xc);
+  rn_tensor_release(wc);
+  rn_tensor_release(bc);
+  rn_tensor_release(rc);
+  if (st != RN_OK) { rn_tensor_release(*y); *y = NULL; }
+  return st;
+}
+
 rn_status rn_conv2d(rn_tensor **out, rn_tensor *x, rn_tensor *w, rn_tensor *bias, const rn_conv_params *p) {
   *out = NULL;
   rn_conv_params def = rn_conv_params_default();
   if (!p) p = &def;
-  RN_TRY(check_common("conv2d", x, w, bias, p));
-  char a[64], b[64];
-  int64_t c = x->shape[1], o = w->shape[0];
-  if (c % p->groups || o % p->groups)
-    return rn_error(RN_ERR_ARG, "conv2d: groups %d must divide input channels %lld and output channels %lld",
-                    p->groups, (long long)c, (long long)o);
-  if (w->shape[1] * p->groups != c)
-    return rn_error(RN_ERR_SHAPE, "conv2d: weight %s does not fit input %s (expects %lld input channels with %d groups)",
-                    rn_shape_str(w, a, 64), rn_shape_str(x, b, 64), (long long)(w->shape[1] * p->groups), p->groups);
-  RN_TRY(check_bias("conv2d", bias, o));
-  int64_t shape[4] = {x->shape[0], o, 0, 0};
-  for (int i = 0; i < 2; i++) {
-    int64_t span = (int64_t)p->dilation[i] * (w->shape[2 + i] - 1) + 1, padded = x->shape[2 + i] + 2 * p->pad[i];
-    if (span > padded)
-      return rn_error(RN_ERR_SHAPE, "conv2d: kernel %s (dilation %d, extent %lld) is larger than the padded input %s",
-                      rn_shape_str(w, a, 64), p->dilation[i], (long long)span, rn_shape_str(x, b, 64));
-    shape[2 + i] = (padded - span) / p->stride[i] + 1;
-  }
-  rn_tensor *xc = NULL, *wc = NULL, *bc = NULL, *y = NULL;
-  rn_status st = rn_contig_nograd(&xc, x);
-  if (st == RN_OK) st = rn_contig_nograd(&wc, w);
-  if (st == RN_OK && bias) st = rn_contig_nograd(&bc, bias);
-  if (st == RN_OK) st = rn_new_like_shape(&y, x, 4, shape);
-  if (st == RN_OK) st = rn_kernels_of(x)->conv2d(y, xc, wc, bc, p);
-  rn_tensor_release(xc);
-  rn_tensor_release(wc);
-  rn_tensor_release(bc);
-  if (st != RN_OK) { rn_tensor_release(y); return st; }
+  int64_t shape[4];
+  RN_TRY(conv2d_shape("conv2d", x, w, bias, p, shape));
+  rn_tensor *y = NULL;
+  RN_TRY(conv2d_run(&y, x, w, bias, shape, p, false, NULL, RN_ACT_NONE));
   rn_tensor *ins[3] = {x, w, bias};
   rn_node *node;
   RN_RECORD(node, "conv2d", conv2d_backward, y, 3, ins);
   if (node) params_store(node, p);
   *out = y;
   return RN_OK;
+}
+
+/* ------------------------------------------------------------------ conv2d with its epilogue */
+
+static bool epilogue_act(rn_unary_op act) {
+  return act == RN_ACT_NONE || act == RN_UN_RELU || act == RN_UN_RELU6 || act == RN_UN_SILU || act == RN_UN_SIGMOID;
+}
+
+/* One kernel call without a gradient to record (inference); with one, conv2d, add and the activation as
+ * separate ops, whose backward rules the gradient checks cover. */
+rn_status rn_conv2d_fused(rn_tensor **out, rn_tensor *x, rn_tensor *w, rn_tensor *bias, rn_tensor *residual,
+                          rn_unary_op act, const rn_conv_params *p) {
+  *out = NULL;
+  const char *op = "conv2d_fused";
+  rn_conv_params def = rn_conv_params_default();
+  if (!p) p = &def;
+  if (!epilogue_act(act))
+    return rn_error(RN_ERR_ARG, "%s: the activation must be none, relu, relu6, silu or sigmoid (unary op %d)", op,
+                    (int)act);
+  int64_t shape[4];
+  RN_TRY(conv2d_shape(op, x, w, bias, p, shape));
+  if (residual) {
+    RN_TRY(rn_check_f32(residual, "conv2d_fused: residual"));
+    RN_TRY(rn_check_same_device(x, residual, op));
+    if (residual->ndim != 4 || memcmp(residual->shape, shape, sizeof shape) != 0) {
+      char a[64];
+      return rn_error(RN_ERR_SHAPE, "%s: residual %s must have the output's shape [%lld,%lld,%lld,%lld]", op,
+                      rn_shape_str(residual, a, 64), (long long)shape[0], (long long)shape[1], (long long)shape[2],
+                      (long long)shape[3]);
+    }
+  }
+  bool grad = rn_grad_enabled() && (x->requires_grad || w->requires_grad || (bias && bias->requires_grad) ||
+                                    (residual && residual->requires_grad));
+  if (!grad) return conv2d_run(out, x, w, bias, shape, p, true, residual, act);
+  rn_tensor *c = NULL, *s = NULL;
+  rn_status st = rn_conv2d(&c, x, w, bias, p);
+  if (st == RN_OK && residual) st = rn_add(&s, c, residual);
+  else if (st == RN_OK) s = rn_tensor_retain(c);
+  if (st == RN_OK && act != RN_ACT_NONE) st = rn_unary(out, act, s, 0.0f, 0.0f);
+  else if (st == RN_OK) *out = rn_tensor_retain(s);
+  rn_tensor_release(c);
+  rn_tensor_release(s);
+  return st;
 }
 
 /* ------------------------------------------------------------------ conv-transpose2d */

@@ -1,6 +1,6 @@
 /* test_gradcheck_conv.c - finite-difference checks of conv2d (input, weight, bias; stride, padding,
- * dilation, groups, depthwise) and conv-transpose2d (output_padding, groups, dilation), under both
- * convolution implementations. Tolerances: GC_EPS / GC_ATOL / GC_RTOL from testutil.h. */
+ * dilation, groups, depthwise), conv2d_fused (the residual too, through SiLU) and conv-transpose2d
+ * (output_padding, groups, dilation), under both convolution implementations. Tolerances: GC_EPS / GC_ATOL / GC_RTOL from testutil.h. */
 #include <stdlib.h>
 
 #include "testutil.h"
@@ -20,6 +20,23 @@ static void run(const char *name, bool transpose, const int64_t *xs, const int64
   for (int i = 0; i < 3; i++) if (in[i]) CHECK_OK(rn_set_requires_grad(in[i], true));
   test_gradcheck(name, conv_fn, 3, in, &c, GC_EPS, GC_ATOL, GC_RTOL);
   for (int i = 0; i < 3; i++) rn_tensor_release(in[i]);
+}
+
+static rn_status fused_fn(rn_tensor **out, rn_tensor **in, void *ctx) {
+  return rn_conv2d_fused(out, in[0], in[1], in[2], in[3], RN_UN_SILU, ctx);
+}
+
+/* act(conv2d + residual) with every input differentiable (recorded as the separate ops) */
+static void run_fused(const char *name, uint64_t seed) {
+  int64_t xs[4] = {2, 3, 5, 5}, ws[4] = {4, 3, 3, 3}, bs[1] = {4}, rs[4] = {2, 4, 3, 3};
+  rn_conv_params p = rn_conv_params_default();
+  p.stride[0] = p.stride[1] = 2;
+  p.pad[0] = p.pad[1] = 1;
+  rn_tensor *in[4] = {test_randn(4, xs, seed, 1.0f), test_randn(4, ws, seed + 1, 0.5f), test_randn(1, bs, seed + 2, 1.0f),
+                      test_randn(4, rs, seed + 3, 1.0f)};
+  for (int i = 0; i < 4; i++) CHECK_OK(rn_set_requires_grad(in[i], true));
+  test_gradcheck(name, fused_fn, 4, in, &p, GC_EPS, GC_ATOL, GC_RTOL);
+  for (int i = 0; i < 4; i++) rn_tensor_release(in[i]);
 }
 
 static rn_conv_params params(int s0, int s1, int p0, int p1, int d0, int d1, int g, int op0, int op1) {
@@ -47,6 +64,8 @@ int main(void) {
     int64_t x5[4] = {1, 4, 3, 4}, w5[4] = {4, 3, 2, 3};
     snprintf(name, sizeof name, "conv_transpose2d groups/dilation [%s]", impl[i]);
     run(name, true, x5, w5, 6, params(2, 1, 0, 1, 2, 2, 2, 1, 1), 50);
+    snprintf(name, sizeof name, "conv2d_fused residual + silu [%s]", impl[i]);
+    run_fused(name, 60);
   }
   return test_finish("gradcheck_conv");
 }

@@ -85,6 +85,29 @@ describe("layers", function()
     assert.is_true(gn.weight:grad() ~= nil and gn.weight:grad():abs():max():item() > 0)
   end)
 
+  it("Conv2d:forward_fused is act(conv(x) + residual): one kernel call without grad, the same values, a gradient with it",
+    function()
+    local conv = nn.Conv2d(4, 6, 3, { stride = 2, padding = 1, seed = 5 })
+    local r = rn.randn({ 2, 6, 4, 4 }, { seed = 6 })
+    for _, act in ipairs{ "relu", "relu6", "silu", "sigmoid" } do
+      local ref = rn[act](conv(x) + r)
+      local calls = rn.kernel_calls()
+      local fused = rn.no_grad(function() return conv:forward_fused(x, r, act) end)
+      assert.are.equal(1, rn.kernel_calls() - calls)
+      assert.are.equal(0, (fused - ref):abs():max():item(), act)
+    end
+    local plain = rn.no_grad(function() return conv:forward_fused(x, r) end)
+    assert.are.equal(0, (plain - (r + conv(x))):abs():max():item())
+    local y = conv:forward_fused(x, r, "silu") -- the weights require grad: recorded as the separate ops
+    y:sum():backward()
+    assert.is_true(conv.weight:grad():abs():max():item() > 0)
+    assert.matches("opts.act must be none, relu, relu6, silu or sigmoid, got 'tanh'",
+      H.err(rn.conv2d, x, conv.weight, conv.bias, { padding = 1, act = "tanh" }), 1, true)
+    assert.matches("opts.residual must be a tensor", H.err(rn.conv2d, x, conv.weight, nil, { residual = 3 }), 1, true)
+    assert.matches("residual [2,6,8,8] must have the output's shape [2,6,4,4]",
+      H.err(conv.forward_fused, conv, x, rn.zeros({ 2, 6, 8, 8 })), 1, true)
+  end)
+
   it("produce the expected shapes", function()
     local cases = {
       { nn.Conv2d(4, 6, 3, { stride = 2, padding = 1, seed = 1 }), { 2, 6, 4, 4 } },

@@ -46,6 +46,10 @@ typedef struct rn_kernels {
   /* --- convolution (NCHW float32); bias may be NULL --- */
   rn_status (*conv2d)(rn_tensor *y, const rn_tensor *x, const rn_tensor *w, const rn_tensor *bias,
                       const rn_conv_params *p);
+  /* y = act(conv2d(x, w, bias) + residual): residual (y's shape) may be NULL, act RN_ACT_NONE or a unary op
+   * without parameters (rn_conv2d_fused); the same values as conv2d, binary add and unary one after another */
+  rn_status (*conv2d_fused)(rn_tensor *y, const rn_tensor *x, const rn_tensor *w, const rn_tensor *bias,
+                            const rn_tensor *residual, rn_unary_op act, const rn_conv_params *p);
   /* gx = d(conv2d)/dx applied to gy (this is also conv-transpose's forward) */
   rn_status (*conv2d_backward_data)(rn_tensor *gx, const rn_tensor *gy, const rn_tensor *w, const rn_conv_params *p);
   /* gw = d(conv2d)/dw applied to gy (overwritten, not accumulated) */

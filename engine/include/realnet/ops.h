@@ -75,6 +75,13 @@ typedef struct {
 rn_conv_params rn_conv_params_default(void); /* stride 1, pad 0, dilation 1, groups 1 */
 /* x [N,C,H,W], w [O, C/groups, kh, kw], bias [O] or NULL. */
 rn_status rn_conv2d(rn_tensor **out, rn_tensor *x, rn_tensor *w, rn_tensor *bias, const rn_conv_params *p);
+/* act(conv2d(x, w, bias) + residual), the convolution with its epilogue: residual (the output's shape) may be
+ * NULL; act is RN_UN_RELU, RN_UN_RELU6, RN_UN_SILU or RN_UN_SIGMOID, or RN_ACT_NONE. Without a gradient to record
+ * it is one kernel-table call (on a GPU the convolution and one pass for bias, residual and activation instead of
+ * three); with one, the ops one by one. The values are the ops' own, to the bit, either way. */
+#define RN_ACT_NONE RN_UN_COUNT
+rn_status rn_conv2d_fused(rn_tensor **out, rn_tensor *x, rn_tensor *w, rn_tensor *bias, rn_tensor *residual,
+                          rn_unary_op act, const rn_conv_params *p);
 /* x [N,C,H,W], w [C, O/groups, kh, kw] (PyTorch layout), bias [O] or NULL. */
 rn_status rn_conv_transpose2d(rn_tensor **out, rn_tensor *x, rn_tensor *w, rn_tensor *bias, const rn_conv_params *p);
 

@@ -1,7 +1,7 @@
 /* bb_device.c - backbones on a device: moving the weights, and a forward that runs each node through the
- * device-independent op layer (conv, add, activations, pooling, concat), because the CPU forward in
- * bb_forward.c reads and writes host memory directly. The op path is also run on the CPU by the tests, so
- * it is held to the CPU path's numbers there. */
+ * device-independent op layer (convolutions with their bias, residual and activation in one epilogue, pooling,
+ * concat), because the CPU forward in bb_forward.c reads and writes host memory directly. The op path is also
+ * run on the CPU by the tests, so it is held to the CPU path's numbers there. */
 #include "bb_internal.h"
 #include "realnet/ops.h"
 
@@ -77,17 +77,14 @@ static rn_status act_ops(rn_tensor **y, rn_tensor *x, bb_act a) {
   }
 }
 
-/* y = act(x + res) (res may be NULL); consumes x. */
-static rn_status epilogue_ops(rn_tensor *x, rn_tensor *res, bb_act a, rn_tensor **y) {
-  rn_tensor *s = x;
-  rn_status st = RN_OK;
-  if (res) {
-    st = rn_add(&s, x, res);
-    rn_tensor_release(x);
+static rn_unary_op act_op(bb_act a) {
+  switch (a) {
+    case ACT_RELU: return RN_UN_RELU;
+    case ACT_RELU6: return RN_UN_RELU6;
+    case ACT_SILU: return RN_UN_SILU;
+    case ACT_SIGMOID: return RN_UN_SIGMOID;
+    default: return RN_ACT_NONE;
   }
-  if (st == RN_OK) st = act_ops(y, s, a);
-  rn_tensor_release(s);
-  return st;
 }
 
 static rn_status chan_view(rn_tensor **out, rn_tensor *v) {
@@ -118,9 +115,8 @@ rn_status bb_run_node_ops(const rn_backbone *bb, const bb_node *nd, rn_tensor *a
       p.stride[0] = p.stride[1] = nd->stride;
       p.pad[0] = p.pad[1] = nd->pad;
       p.groups = nd->groups;
-      rn_tensor *c = NULL;
-      RN_TRY(rn_conv2d(&c, a, bb->param[u->w].t, u->b >= 0 ? bb->param[u->b].t : NULL, &p));
-      return epilogue_ops(c, b, nd->act, y);
+      /* bias, residual and activation in the convolution's epilogue (the separate ops when recording) */
+      return rn_conv2d_fused(y, a, bb->param[u->w].t, u->b >= 0 ? bb->param[u->b].t : NULL, b, act_op(nd->act), &p);
     }
     case OP_AFFINE: return affine_ops(bb, nd, a, y);
     case OP_MAXPOOL: {

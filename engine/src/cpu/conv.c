@@ -71,6 +71,18 @@ rn_status rn_cpu_conv2d(rn_tensor *y, const rn_tensor *x, const rn_tensor *w, co
   return st;
 }
 
+/* The epilogue through the elementwise kernels, in place: the values of the separate ops by construction (the
+ * saving on the CPU is the intermediate tensors, not the passes). */
+rn_status rn_cpu_conv2d_fused(rn_tensor *y, const rn_tensor *x, const rn_tensor *w, const rn_tensor *bias,
+                              const rn_tensor *residual, rn_unary_op act, const rn_conv_params *p) {
+  RN_TRY(rn_cpu_conv2d(y, x, w, bias, p));
+  if (residual) {
+    if (!rn_tensor_same_shape(residual, y)) return rn_error(RN_ERR_SHAPE, "conv2d_fused: residual has the wrong shape");
+    RN_TRY(rn_cpu_binary(RN_BIN_ADD, y, y, residual));
+  }
+  return act == RN_ACT_NONE ? RN_OK : rn_cpu_unary(act, y, y, 0.0f, 0.0f);
+}
+
 rn_status rn_cpu_conv2d_backward_data(rn_tensor *gx, const rn_tensor *gy, const rn_tensor *w,
                                       const rn_conv_params *p) {
   RN_TRY(check_tensors(gx, w, gy, p, "conv2d backward (data)"));

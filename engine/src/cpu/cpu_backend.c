@@ -99,6 +99,7 @@ static const rn_kernels cpu_kernels = {
   .topk = rn_cpu_topk,
   .gemm = rn_cpu_gemm,
   .conv2d = rn_cpu_conv2d,
+  .conv2d_fused = rn_cpu_conv2d_fused,
   .conv2d_backward_data = rn_cpu_conv2d_backward_data,
   .conv2d_backward_weight = rn_cpu_conv2d_backward_weight,
   .batch_norm_stats = rn_cpu_batch_norm_stats,

@@ -202,6 +202,7 @@ static const rn_kernels cuda_kernels = {
   .topk = rn_cu_topk,
   .gemm = rn_cu_gemm,
   .conv2d = rn_cu_conv2d,
+  .conv2d_fused = rn_cu_conv2d_fused,
   .conv2d_backward_data = rn_cu_conv2d_backward_data,
   .conv2d_backward_weight = rn_cu_conv2d_backward_weight,
   .batch_norm_stats = rn_cu_batch_norm_stats,

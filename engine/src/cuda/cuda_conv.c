@@ -419,8 +419,9 @@ static rn_tensor view3(const rn_tensor *t, int64_t a, int64_t b, int64_t c) {
   return v;
 }
 
-rn_status rn_cu_conv2d(rn_tensor *y, const rn_tensor *x, const rn_tensor *w, const rn_tensor *bias,
-                       const rn_conv_params *p) {
+/* The convolution (cuDNN, or cuBLAS for 1x1), then bias, residual and activation in one more kernel. */
+rn_status rn_cu_conv2d_fused(rn_tensor *y, const rn_tensor *x, const rn_tensor *w, const rn_tensor *bias,
+                             const rn_tensor *residual, rn_unary_op act, const rn_conv_params *p) {
   cudaStream_t s;
   conv_key k;
   RN_TRY(rn_cu_stream(x, &s));
@@ -428,8 +429,11 @@ rn_status rn_cu_conv2d(rn_tensor *y, const rn_tensor *x, const rn_tensor *w, con
   RN_TRY(need4(x, "conv2d: input"));
   RN_TRY(need4(w, "conv2d: weight"));
   if (bias) RN_TRY(need4(bias, "conv2d: bias"));
+  if (residual) RN_TRY(need4(residual, "conv2d: residual"));
   RN_TRY(make_key(&k, DIR_FORWARD, x, w, y, p));
   if (bias && rn_tensor_numel(bias) != k.o) return rn_error(RN_ERR_SHAPE, "conv2d: bias has the wrong size");
+  if (residual && !rn_tensor_same_shape(residual, y))
+    return rn_error(RN_ERR_SHAPE, "conv2d: residual has the wrong shape");
   if (rn_tensor_numel(y) == 0) return RN_OK;
   rn_tensor *tmp = NULL;
   rnk_layout crop, yl = rn_cu_layout(y);
@@ -446,9 +450,15 @@ rn_status rn_cu_conv2d(rn_tensor *y, const rn_tensor *x, const rn_tensor *w, con
   if (st == RN_OK && tmp)
     st = rn_cu_check(rnk_copy(rn_cu_ptr(y), RN_F32, &yl, rn_cu_ptr(tmp), RN_F32, &crop, s), "rnk_copy (conv2d crop)");
   rn_tensor_release(tmp);
-  if (st != RN_OK || !bias) return st;
-  return rn_cu_check(rnk_bias_add(rn_cu_ptr(y), rn_cu_ptr(bias), y->shape[0], y->shape[1], y->shape[2] * y->shape[3], s),
-                     "rnk_bias_add (conv2d bias)");
+  if (st != RN_OK) return st;
+  return rn_cu_check(rnk_conv_epilogue(rn_cu_ptr(y), bias ? rn_cu_ptr(bias) : NULL, residual ? rn_cu_ptr(residual) : NULL,
+                                       act, y->shape[0], y->shape[1], y->shape[2] * y->shape[3], s),
+                     "rnk_conv_epilogue (conv2d bias, residual, activation)");
+}
+
+rn_status rn_cu_conv2d(rn_tensor *y, const rn_tensor *x, const rn_tensor *w, const rn_tensor *bias,
+                       const rn_conv_params *p) {
+  return rn_cu_conv2d_fused(y, x, w, bias, NULL, RN_ACT_NONE, p);
 }
 
 /* gy of the full size: gy itself, or a zeroed temporary holding gy in its top-left corner. */

@@ -89,6 +89,8 @@ rn_status rn_cu_gemm(rn_tensor *y, const rn_tensor *a, const rn_tensor *b, bool 
 
 rn_status rn_cu_conv2d(rn_tensor *y, const rn_tensor *x, const rn_tensor *w, const rn_tensor *bias,
                        const rn_conv_params *p);
+rn_status rn_cu_conv2d_fused(rn_tensor *y, const rn_tensor *x, const rn_tensor *w, const rn_tensor *bias,
+                             const rn_tensor *residual, rn_unary_op act, const rn_conv_params *p);
 rn_status rn_cu_conv2d_backward_data(rn_tensor *gx, const rn_tensor *gy, const rn_tensor *w, const rn_conv_params *p);
 rn_status rn_cu_conv2d_backward_weight(rn_tensor *gw, const rn_tensor *gy, const rn_tensor *x,
                                        const rn_conv_params *p);

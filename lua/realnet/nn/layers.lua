@@ -71,6 +71,15 @@ end
 
 function Conv2d:forward(x) return core.conv2d(x, self.weight, self.bias, self.conv) end
 
+--- act(conv(x) + residual), with the convolution's epilogue fused when no gradient is recorded (core.conv2d's
+-- opts.residual / opts.act; the same values as the separate ops). residual (the output's shape) and act ("relu",
+-- "relu6", "silu", "sigmoid") may be nil.
+function Conv2d:forward_fused(x, residual, act)
+  local c = self.conv
+  return core.conv2d(x, self.weight, self.bias, { stride = c.stride, padding = c.padding, dilation = c.dilation,
+                                                  groups = c.groups, residual = residual, act = act })
+end
+
 function Conv2d:extra_repr()
   local c = self.conv
   local s = ("%d, %d, kernel {%d,%d}"):format(self.in_channels, self.out_channels, self.kernel[1], self.kernel[2])

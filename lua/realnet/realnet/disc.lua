@@ -19,7 +19,10 @@ function ResidualLayer:__init(ch, g)
   self:add_module("conv1", nn.Conv2d(ch, ch, 1, {bias = false, generator = g}))
 end
 
-function ResidualLayer:forward(x) return x + self.conv1(core.relu(self.conv3(core.relu(x)))) end
+-- the ReLU and the residual add run in the convolutions' epilogues (Conv2d:forward_fused)
+function ResidualLayer:forward(x)
+  return self.conv1:forward_fused(self.conv3:forward_fused(core.relu(x), nil, "relu"), x)
+end
 function ResidualLayer:extra_repr() return tostring(self.ch) end
 
 local Disc = nn.class("Discriminator", nn.Module)
@@ -43,10 +46,10 @@ end
 function Disc:forward(s, out_h, out_w)
   local x = core.relu(self.stack(s))
   x = core.relu(self.bn(self.conv_a(x)))
-  x = core.relu(self.conv_c(core.relu(self.conv_b(x))))
+  x = self.conv_c:forward_fused(self.conv_b:forward_fused(x, nil, "relu"), nil, "relu")
   local sh = x:shape()
   x = core.upsample(x, {size = {2 * sh[3], 2 * sh[4]}, mode = "bilinear", align_corners = true})
-  x = self.conv_e(core.relu(self.conv_d(x)))
+  x = self.conv_e(self.conv_d:forward_fused(x, nil, "relu"))
   return core.upsample(x, {size = {out_h, out_w}, mode = "bilinear", align_corners = true})
 end
 

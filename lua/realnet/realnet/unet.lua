@@ -55,9 +55,8 @@ function ResBlock:forward(x)
     h = self.up_h(h)
     x = self.up_x(x)
   end
-  h = self.conv(h)
   if self.skip then x = self.skip(x) end
-  return x + h
+  return self.conv:forward_fused(h, x) -- x + conv(h), the add in the convolution's epilogue
 end
 
 function ResBlock:extra_repr()

@@ -55,6 +55,9 @@ end
 function Conv1x1:forward(x)  -- x [B, C, H, W]: a 1x1 convolution over the spatial map
   return core.conv2d(x, self.weight:reshape({ self.cout, self.cin, 1, 1 }), self.bias)
 end
+function Conv1x1:forward_fused(x, residual) -- conv(x) + residual, the add fused (core.conv2d's opts.residual)
+  return core.conv2d(x, self.weight:reshape({ self.cout, self.cin, 1, 1 }), self.bias, { residual = residual })
+end
 function Conv1x1:extra_repr() return ("%d, %d, kernel 1"):format(self.cin, self.cout) end
 
 --- Sinusoidal timestep embedding [B, dim]: [cos(t f), sin(t f)] with f_i = exp(-ln(max_period) i / half).
@@ -116,9 +119,8 @@ function ResBlock:forward(x, emb)
     local keep = core.ge(core.rand(h:shape(), ro):to(h:device()), self.dropout)
     h = h * keep * (1 / (1 - self.dropout))
   end
-  h = ol["3"](h)
   if self.skip_connection then x = self.skip_connection(x) end
-  return x + h
+  return ol["3"]:forward_fused(h, x) -- x + conv(h), the add in the convolution's epilogue
 end
 
 function ResBlock:extra_repr()
@@ -144,7 +146,7 @@ function Attention:__init(ch, o)
 end
 
 function Attention:forward(x)
-  return x + self.proj_out(core.qkv_attention(self.qkv(self.norm(x)), self.heads))
+  return self.proj_out:forward_fused(core.qkv_attention(self.qkv(self.norm(x)), self.heads), x)
 end
 
 function Attention:extra_repr() return ("%d, heads %d"):format(self.ch, self.heads) end
