@@ -4,8 +4,9 @@
  * convolutions the output rounded to bfloat16 too.
  *   - conversion: a 1x1 convolution with padding (so cuDNN, not cuBLAS) of weight 1 returns each input rounded,
  *     ties and all: exact equality;
- *   - products: 1e-3 abs + 1e-3 rel (float32 sums in another order; bfloat16 rounding itself is off by ~3e-2 on
- *     these sizes, and each case also checks it is that far from the float32 product, i.e. the mode is on);
+ *   - products: 1e-3 abs + 1e-3 rel, 3e-3 for k = 1024 (float32 sums in another order, the tensor cores' own
+ *     accumulation; bfloat16 rounding itself is off by ~3e-2 and more on these sizes, and each case also checks
+ *     that the result is at least 1e-2 from the float32 product, i.e. the mode is on);
  *   - convolutions, all three directions: one bfloat16 step of the output, 8e-3 rel (2^-7), + 1e-3 abs
  *     (1e-2 for the weight gradient's larger sums): two float32 sums that differ in the last bits may round to
  *     neighbouring bfloat16 values. */
@@ -52,7 +53,7 @@ static void conversion(void) {
   release_all(7, x, w, xr, yc, yg, gx, gw);
 }
 
-static void gemm_case(int64_t B, int64_t m, int64_t n, int64_t k, bool ta, bool tb, const char *name) {
+static void gemm_case(int64_t B, int64_t m, int64_t n, int64_t k, bool ta, bool tb, double tol, const char *name) {
   int64_t sa[3] = {B, ta ? k : m, ta ? m : k}, sb[3] = {B, tb ? n : k, tb ? k : n}, sy[3] = {B, m, n};
   rn_tensor *a = test_randn(3, sa, 1, 1.0f), *b = test_randn(3, sb, 2, 1.0f);
   rn_tensor *ar = rounded(a), *br = rounded(b), *ga = to_gpu(a), *gb = to_gpu(b);
@@ -64,7 +65,7 @@ static void gemm_case(int64_t B, int64_t m, int64_t n, int64_t k, bool ta, bool 
   char what[160];
   snprintf(what, sizeof what, "bf16 gemm %s (B=%lld m=%lld n=%lld k=%lld ta=%d tb=%d)", name, (long long)B,
            (long long)m, (long long)n, (long long)k, ta, tb);
-  agree(yg, ref, 1e-3, 1e-3, what);
+  agree(yg, ref, tol, tol, what);
   differs_from_f32(yg, f32, 1e-2, what);
   release_all(10, a, b, ar, br, ga, gb, ref, f32, yg, NULL);
 }
@@ -120,8 +121,8 @@ int main(void) {
   rn_cuda_set_tf32(false);
   rn_cuda_set_bf16(true);
   conversion();
-  for (int t = 0; t < 4; t++) gemm_case(3, 37, 29, 300, t & 1, t >> 1, "batched");
-  gemm_case(1, 256, 512, 1024, false, false, "large");
+  for (int t = 0; t < 4; t++) gemm_case(3, 37, 29, 300, t & 1, t >> 1, 1e-3, "batched");
+  gemm_case(1, 256, 512, 1024, false, false, 3e-3, "large");
   conv_spec specs[] = {
     {2, 8, 17, 19, 12, 3, 3, 1, 1, 1, 1, "3x3 pad 1"},
     {2, 64, 16, 16, 64, 3, 3, 1, 1, 1, 1, "3x3, 64 channels"},
@@ -136,7 +137,7 @@ int main(void) {
   for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) conv_case(&specs[i], false); /* from the cache */
   rn_cuda_set_tf32(true); /* bfloat16 takes precedence: the same checks hold */
   conv_case(&specs[0], true);
-  gemm_case(1, 64, 64, 300, false, false, "with TF32 also on");
+  gemm_case(1, 64, 64, 300, false, false, 1e-3, "with TF32 also on");
   rn_cuda_set_tf32(false);
   rn_cuda_set_bf16(false);
   return test_finish("cuda bf16");
