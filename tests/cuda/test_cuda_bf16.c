@@ -2,8 +2,8 @@
  * the CPU computing the same thing: inputs rounded to bfloat16 by the reference rounding (tests/c/
  * bf16_reference.h, itself checked in CI by test_bf16_reference), products summed in float32, and for cuDNN's
  * convolutions the output rounded to bfloat16 too.
- *   - conversion: a 1x1 convolution with padding (so cuDNN, not cuBLAS) of weight 1 returns each input rounded,
- *     ties and all: exact equality;
+ *   - conversion: a 1x1 convolution with padding (so cuDNN, not cuBLAS) and an identity weight returns each input
+ *     rounded, ties and all: exact equality;
  *   - products: 1e-3 abs + 1e-3 rel, 3e-3 for k = 1024 (float32 sums in another order, the tensor cores' own
  *     accumulation; bfloat16 rounding itself is off by ~3e-2 and more on these sizes, and each case also checks
  *     that the result is at least 1e-2 from the float32 product, i.e. the mode is on);
@@ -35,21 +35,22 @@ static void differs_from_f32(const rn_tensor *gpu, const rn_tensor *f32, double 
 }
 
 static void conversion(void) {
-  int64_t sx[4] = {1, 1, 16, 32}, sw[4] = {1, 1, 1, 1}, sy[4] = {1, 1, 18, 34};
-  rn_tensor *x = test_randn(4, sx, 5, 1.0f), *w = new_on(rn_cpu(), 4, sw, RN_F32, false);
+  /* 8 channels (what tensor-core kernels want) and an identity weight: output channel o is input channel o */
+  int64_t sx[4] = {1, 8, 8, 8}, sw[4] = {8, 8, 1, 1}, sy[4] = {1, 8, 10, 10};
+  rn_tensor *x = test_randn(4, sx, 5, 1.0f), *w = new_on(rn_cpu(), 4, sw, RN_F32, true);
   float *p = rn_f32(x);
   for (int i = 0; i < 512; i++) p[i] *= powf(10.0f, (float)(i % 9) - 4.0f); /* 1e-4 .. 1e4 */
   const uint32_t ties[] = {0x3f808000u, 0x3f818000u, 0xbf808000u, 0xbf818000u, 0x42c78000u, 0x42c68000u,
                            0x3f808001u, 0x3f807fffu};
   for (int i = 0; i < 8; i++) memcpy(&p[100 + i], &ties[i], 4);
-  rn_f32(w)[0] = 1.0f;
+  for (int o = 0; o < 8; o++) rn_f32(w)[o * 8 + o] = 1.0f;
   rn_conv_params c = rn_conv_params_default();
   c.pad[0] = c.pad[1] = 1;
   rn_tensor *xr = rounded(x), *yc = new_on(rn_cpu(), 4, sy, RN_F32, false), *yg = new_on(GPU, 4, sy, RN_F32, false);
   rn_tensor *gx = to_gpu(x), *gw = to_gpu(w);
   CHECK_OK(KC->conv2d(yc, xr, w, NULL, &c));
   CHECK_OK(KG->conv2d(yg, gx, gw, NULL, &c));
-  agree_exact(yg, yc, "1x1 convolution of weight 1 with padding: each input rounded to bfloat16 (ties to even)");
+  agree_exact(yg, yc, "1x1 identity convolution with padding: each input rounded to bfloat16 (ties to even)");
   release_all(7, x, w, xr, yc, yg, gx, gw);
 }
 
