@@ -5,24 +5,7 @@
  * device) fails naming it. The gradients themselves are checked by finite differences in test_gradcheck_conv. */
 #include <stdlib.h>
 
-#include "testutil.h"
-
-static const rn_unary_op acts[] = {RN_ACT_NONE, RN_UN_RELU, RN_UN_RELU6, RN_UN_SILU, RN_UN_SIGMOID};
-static const char *act_names[] = {"none", "relu", "relu6", "silu", "sigmoid"};
-
-/* The reference: the ops one by one. */
-static rn_tensor *separate(rn_tensor *x, rn_tensor *w, rn_tensor *b, rn_tensor *r, rn_unary_op act,
-                           const rn_conv_params *p) {
-  rn_tensor *c = NULL, *s = NULL, *y = NULL;
-  CHECK_OK(rn_conv2d(&c, x, w, b, p));
-  if (r) CHECK_OK(rn_add(&s, c, r));
-  else s = rn_tensor_retain(c);
-  if (act != RN_ACT_NONE) CHECK_OK(rn_unary(&y, act, s, 0.0f, 0.0f));
-  else y = rn_tensor_retain(s);
-  rn_tensor_release(c);
-  rn_tensor_release(s);
-  return y;
-}
+#include "conv_fused_reference.h"
 
 static void exact_case(const int64_t xs[4], const int64_t ws[4], int stride, int pad, int groups, uint64_t seed) {
   rn_conv_params p = rn_conv_params_default();
@@ -35,13 +18,13 @@ static void exact_case(const int64_t xs[4], const int64_t ws[4], int stride, int
   rn_tensor *b = test_randn(1, bs, seed + 2, 1.0f), *r = test_randn(4, ys, seed + 3, 1.0f);
   for (int with = 0; with < 4; with++) {
     rn_tensor *bias = with & 1 ? b : NULL, *res = with & 2 ? r : NULL;
-    for (size_t a = 0; a < sizeof acts / sizeof *acts; a++) {
-      rn_tensor *want = separate(x, w, bias, res, acts[a], &p), *got = NULL;
+    for (int a = 0; a < N_FUSED_ACTS; a++) {
+      rn_tensor *want = conv2d_separate(x, w, bias, res, fused_acts[a], &p), *got = NULL;
       uint64_t calls = rn_kernel_calls();
-      CHECK_OK(rn_conv2d_fused(&got, x, w, bias, res, acts[a], &p));
+      CHECK_OK(rn_conv2d_fused(&got, x, w, bias, res, fused_acts[a], &p));
       calls = rn_kernel_calls() - calls;
       char what[128];
-      snprintf(what, sizeof what, "conv2d_fused %s, bias %d, residual %d, stride %d, groups %d", act_names[a],
+      snprintf(what, sizeof what, "conv2d_fused %s, bias %d, residual %d, stride %d, groups %d", fused_act_names[a],
                with & 1, with >> 1, stride, groups);
       test_check_close(got, want, 0, 0, what); /* zero tolerances: equal to the bit */
       if (!CHECK(calls == 1)) fprintf(stderr, "  %s: %llu kernel calls\n", what, (unsigned long long)calls);
@@ -66,7 +49,7 @@ static void gradient_case(void) {
     in[k][2] = test_randn(1, bs, 3, 1.0f), in[k][3] = test_randn(4, ys, 4, 1.0f);
     for (int i = 0; i < 4; i++) CHECK_OK(rn_set_requires_grad(in[k][i], true));
   }
-  rn_tensor *y0 = NULL, *y1 = separate(in[1][0], in[1][1], in[1][2], in[1][3], RN_UN_SILU, &p);
+  rn_tensor *y0 = NULL, *y1 = conv2d_separate(in[1][0], in[1][1], in[1][2], in[1][3], RN_UN_SILU, &p);
   CHECK_OK(rn_conv2d_fused(&y0, in[0][0], in[0][1], in[0][2], in[0][3], RN_UN_SILU, &p));
   CHECK(y0 && y0->requires_grad);
   test_check_close(y0, y1, 0, 0, "conv2d_fused with gradients: output");

@@ -3,22 +3,8 @@
  * test_cuda_linalg (the activations are monotone and 1-Lipschitz or flatter, so they do not widen the gap); and
  * against the separate ops on the GPU (conv2d with its bias, add, unary), which it must equal to the bit, since
  * the epilogue rounds in their order. */
+#include "../c/conv_fused_reference.h"
 #include "cuda_check.h"
-
-static const rn_unary_op acts[] = {RN_ACT_NONE, RN_UN_RELU, RN_UN_RELU6, RN_UN_SILU, RN_UN_SIGMOID};
-static const char *act_names[] = {"none", "relu", "relu6", "silu", "sigmoid"};
-
-static rn_tensor *separate(rn_tensor *x, rn_tensor *w, rn_tensor *b, rn_tensor *r, rn_unary_op act,
-                           const rn_conv_params *p) {
-  rn_tensor *c = NULL, *s = NULL, *y = NULL;
-  CHECK_OK(rn_conv2d(&c, x, w, b, p));
-  if (r) CHECK_OK(rn_add(&s, c, r));
-  else s = rn_tensor_retain(c);
-  if (act != RN_ACT_NONE) CHECK_OK(rn_unary(&y, act, s, 0.0f, 0.0f));
-  else y = rn_tensor_retain(s);
-  release_all(2, c, s);
-  return y;
-}
 
 static void fused_case(const int64_t xs[4], const int64_t ws[4], int stride, int pad, int groups, const char *name) {
   rn_conv_params p = rn_conv_params_default();
@@ -31,19 +17,19 @@ static void fused_case(const int64_t xs[4], const int64_t ws[4], int stride, int
   rn_tensor *r = test_randn(4, ys, 4, 1.0f);
   rn_tensor *gx = to_gpu(x), *gw = to_gpu(w), *gb = to_gpu(b), *gr = to_gpu(r);
   for (int with = 0; with < 4; with++) {
-    for (size_t a = 0; a < sizeof acts / sizeof *acts; a++) {
+    for (int a = 0; a < N_FUSED_ACTS; a++) {
       rn_tensor *cb = with & 1 ? b : NULL, *cr = with & 2 ? r : NULL, *g_b = with & 1 ? gb : NULL, *g_r = with & 2 ? gr : NULL;
-      rn_tensor *yc = NULL, *yg = NULL, *sep = separate(gx, gw, g_b, g_r, acts[a], &p);
-      CHECK_OK(rn_conv2d_fused(&yc, x, w, cb, cr, acts[a], &p));
-      CHECK_OK(rn_conv2d_fused(&yg, gx, gw, g_b, g_r, acts[a], &p));
+      rn_tensor *yc = NULL, *yg = NULL, *sep = conv2d_separate(gx, gw, g_b, g_r, fused_acts[a], &p);
+      CHECK_OK(rn_conv2d_fused(&yc, x, w, cb, cr, fused_acts[a], &p));
+      CHECK_OK(rn_conv2d_fused(&yg, gx, gw, g_b, g_r, fused_acts[a], &p));
       char what[160];
-      snprintf(what, sizeof what, "conv2d_fused %s (%s, bias %d, residual %d) vs the CPU", name, act_names[a], with & 1,
+      snprintf(what, sizeof what, "conv2d_fused %s (%s, bias %d, residual %d) vs the CPU", name, fused_act_names[a], with & 1,
                with >> 1);
       agree(yg, yc, 1e-4, 1e-4, what);
       rn_tensor *seph = NULL;
       CHECK_OK(rn_to_device(&seph, sep, rn_cpu()));
       snprintf(what, sizeof what, "conv2d_fused %s (%s, bias %d, residual %d) vs the separate GPU ops", name,
-               act_names[a], with & 1, with >> 1);
+               fused_act_names[a], with & 1, with >> 1);
       agree_exact(yg, seph, what);
       release_all(4, yc, yg, sep, seph);
     }
