@@ -1,5 +1,5 @@
-/* bind_cuda.c - rn.device(name) and the rn.cuda table: device queries, TF32, bfloat16 autocast, synchronisation, the allocator's
- * cache. Works in every build: without the CUDA backend or a GPU, rn.cuda.available() is false and
+/* bind_cuda.c - rn.device(name) and the rn.cuda table: device queries, TF32, bfloat16 autocast, synchronisation,
+ * the allocator's cache. Works in every build: without the CUDA backend or a GPU, rn.cuda.available() is false and
  * rn.cuda.device_count() 0, and asking for a CUDA device raises an error saying why. */
 #include "../engine/src/cuda/cuda_api.h"
 #include "bind_internal.h"

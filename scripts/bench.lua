@@ -298,9 +298,9 @@ local function bench_data(o)
 end
 
 -- `realnet bench realnet [--preset paper|cpu] [--res N] [--batch N] [--device cpu|cuda[:N]] [--tf32] [--bf16]
--- [--seconds S] [--threads N] [--lanes N]`: images per second of RealNet inference as `realnet predict` runs it (backbone ->
--- AFS -> recon U-Nets -> residuals -> RRS -> discriminator -> anomaly map and image score), with random weights
--- (the speed does not depend on them). Images start on the device and the scores come back to the host, which
+-- [--seconds S] [--threads N] [--lanes N]`: images per second of RealNet inference as `realnet predict` runs it
+-- (backbone -> AFS -> recon U-Nets -> residuals -> RRS -> discriminator -> anomaly map and image score), with
+-- random weights (the speed does not depend on them). Images start on the device and the scores come back to the host, which
 -- waits for the device; timing covers whole batches after 3 warm-up batches (the first ones pick cuDNN
 -- algorithms). The first warm-up batch's kernel calls are printed (op by op only: a graph replay makes none).
 local REALNET_USAGE = [==[

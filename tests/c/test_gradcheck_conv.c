@@ -1,6 +1,7 @@
 /* test_gradcheck_conv.c - finite-difference checks of conv2d (input, weight, bias; stride, padding,
  * dilation, groups, depthwise), conv2d_fused (the residual too, through SiLU) and conv-transpose2d
- * (output_padding, groups, dilation), under both convolution implementations. Tolerances: GC_EPS / GC_ATOL / GC_RTOL from testutil.h. */
+ * (output_padding, groups, dilation), under both convolution implementations. Tolerances: GC_EPS / GC_ATOL /
+ * GC_RTOL from testutil.h. */
 #include <stdlib.h>
 
 #include "testutil.h"
@@ -32,8 +33,8 @@ static void run_fused(const char *name, uint64_t seed) {
   rn_conv_params p = rn_conv_params_default();
   p.stride[0] = p.stride[1] = 2;
   p.pad[0] = p.pad[1] = 1;
-  rn_tensor *in[4] = {test_randn(4, xs, seed, 1.0f), test_randn(4, ws, seed + 1, 0.5f), test_randn(1, bs, seed + 2, 1.0f),
-                      test_randn(4, rs, seed + 3, 1.0f)};
+  rn_tensor *in[4] = {test_randn(4, xs, seed, 1.0f), test_randn(4, ws, seed + 1, 0.5f),
+                      test_randn(1, bs, seed + 2, 1.0f), test_randn(4, rs, seed + 3, 1.0f)};
   for (int i = 0; i < 4; i++) CHECK_OK(rn_set_requires_grad(in[i], true));
   test_gradcheck(name, fused_fn, 4, in, &p, GC_EPS, GC_ATOL, GC_RTOL);
   for (int i = 0; i < 4; i++) rn_tensor_release(in[i]);

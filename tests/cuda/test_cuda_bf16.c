@@ -31,7 +31,8 @@ static double max_diff_to(const rn_tensor *gpu, const rn_tensor *cpu) {
 /* The GPU result is further from the float32 result than bfloat16 rounding makes it, at least `min_gap`. */
 static void differs_from_f32(const rn_tensor *gpu, const rn_tensor *f32, double min_gap, const char *what) {
   double d = max_diff_to(gpu, f32);
-  if (!CHECK(d >= min_gap)) fprintf(stderr, "  %s: max |bf16 - float32| = %.3g < %.3g: is the autocast on?\n", what, d, min_gap);
+  if (!CHECK(d >= min_gap))
+    fprintf(stderr, "  %s: max |bf16 - float32| = %.3g < %.3g: is the autocast on?\n", what, d, min_gap);
 }
 
 static void conversion(void) {

@@ -18,13 +18,14 @@ static void fused_case(const int64_t xs[4], const int64_t ws[4], int stride, int
   rn_tensor *gx = to_gpu(x), *gw = to_gpu(w), *gb = to_gpu(b), *gr = to_gpu(r);
   for (int with = 0; with < 4; with++) {
     for (int a = 0; a < N_FUSED_ACTS; a++) {
-      rn_tensor *cb = with & 1 ? b : NULL, *cr = with & 2 ? r : NULL, *g_b = with & 1 ? gb : NULL, *g_r = with & 2 ? gr : NULL;
+      rn_tensor *cb = with & 1 ? b : NULL, *cr = with & 2 ? r : NULL;
+      rn_tensor *g_b = with & 1 ? gb : NULL, *g_r = with & 2 ? gr : NULL;
       rn_tensor *yc = NULL, *yg = NULL, *sep = conv2d_separate(gx, gw, g_b, g_r, fused_acts[a], &p);
       CHECK_OK(rn_conv2d_fused(&yc, x, w, cb, cr, fused_acts[a], &p));
       CHECK_OK(rn_conv2d_fused(&yg, gx, gw, g_b, g_r, fused_acts[a], &p));
       char what[160];
-      snprintf(what, sizeof what, "conv2d_fused %s (%s, bias %d, residual %d) vs the CPU", name, fused_act_names[a], with & 1,
-               with >> 1);
+      snprintf(what, sizeof what, "conv2d_fused %s (%s, bias %d, residual %d) vs the CPU", name,
+               fused_act_names[a], with & 1, with >> 1);
       agree(yg, yc, 1e-4, 1e-4, what);
       rn_tensor *seph = NULL;
       CHECK_OK(rn_to_device(&seph, sep, rn_cpu()));

@@ -348,7 +348,8 @@ static rn_status run_conv_bf16(const conv_key *k, const bufs *b, cudaStream_t s)
   }
   bufs hb = {b16[0], b16[1], b16[2]};
   if (st == RN_OK) st = run_conv(k, &hb, s);
-  if (st == RN_OK) st = rn_cu_check(rnk_from_bf16(f32[out], b16[out], (int64_t)n[out], s), "rnk_from_bf16 (convolution output)");
+  if (st == RN_OK)
+    st = rn_cu_check(rnk_from_bf16(f32[out], b16[out], (int64_t)n[out], s), "rnk_from_bf16 (convolution output)");
   for (int i = 0; i < 3; i++) rn_cu_free(k->device, b16[i], 2 * n[i]); /* stream-ordered reuse is safe */
   return st == RN_ERR_UNSUPPORTED ? run_conv(&k32, b, s) : st;
 }
@@ -451,8 +452,9 @@ rn_status rn_cu_conv2d_fused(rn_tensor *y, const rn_tensor *x, const rn_tensor *
     st = rn_cu_check(rnk_copy(rn_cu_ptr(y), RN_F32, &yl, rn_cu_ptr(tmp), RN_F32, &crop, s), "rnk_copy (conv2d crop)");
   rn_tensor_release(tmp);
   if (st != RN_OK) return st;
-  return rn_cu_check(rnk_conv_epilogue(rn_cu_ptr(y), bias ? rn_cu_ptr(bias) : NULL, residual ? rn_cu_ptr(residual) : NULL,
-                                       act, y->shape[0], y->shape[1], y->shape[2] * y->shape[3], s),
+  return rn_cu_check(rnk_conv_epilogue(rn_cu_ptr(y), bias ? rn_cu_ptr(bias) : NULL,
+                                       residual ? rn_cu_ptr(residual) : NULL, act, y->shape[0], y->shape[1],
+                                       y->shape[2] * y->shape[3], s),
                      "rnk_conv_epilogue (conv2d bias, residual, activation)");
 }
 
