@@ -193,7 +193,49 @@ int64_t pow2_host(int64_t n) {
 
 unsigned block_grid(int64_t blocks) { return (unsigned)(blocks < 65535LL * 16 ? blocks : 65535LL * 16); }
 
+// concat: output element (o, j) of [outer, row] comes from the input whose column range [start[i], start[i+1])
+// holds j (at most 8 ranges: a linear scan)
+struct ConcatArgs {
+  int n;
+  const void *x[8];
+  int64_t start[9];
+};
+
+template <typename T>
+__global__ void concat_k(T *y, ConcatArgs a, int64_t outer) {
+  int64_t row = a.start[a.n];
+  RNK_LOOP(e, outer * row) {
+    int64_t o = e / row, j = e % row;
+    int i = 0;
+    while (j >= a.start[i + 1]) i++;
+    int64_t chunk = a.start[i + 1] - a.start[i];
+    y[e] = static_cast<const T *>(a.x[i])[o * chunk + (j - a.start[i])];
+  }
+}
+
 } // namespace
+
+extern "C" cudaError_t rnk_concat(void *y, size_t es, const rnk_concat_inputs *in, int64_t outer, cudaStream_t st) {
+  if (in->n < 1 || in->n > 8) return cudaErrorInvalidValue;
+  ConcatArgs a;
+  a.n = in->n;
+  a.start[0] = 0;
+  for (int i = 0; i < in->n; i++) {
+    a.x[i] = in->x[i];
+    a.start[i + 1] = a.start[i] + in->chunk[i];
+  }
+  int64_t n = outer * a.start[in->n];
+  if (n == 0) return cudaSuccess;
+  unsigned g = grid_for(n);
+  switch (es) {
+    case 1: concat_k<<<g, kThreads, 0, st>>>((uint8_t *)y, a, outer); break;
+    case 2: concat_k<<<g, kThreads, 0, st>>>((uint16_t *)y, a, outer); break;
+    case 4: concat_k<<<g, kThreads, 0, st>>>((uint32_t *)y, a, outer); break;
+    case 8: concat_k<<<g, kThreads, 0, st>>>((uint64_t *)y, a, outer); break;
+    default: return cudaErrorInvalidValue;
+  }
+  return launched();
+}
 
 extern "C" cudaError_t rnk_index_select(void *y, const void *x, size_t es, const int64_t *ix, int64_t outer, int64_t D,
                                         int64_t inner, int64_t K, cudaStream_t st) {

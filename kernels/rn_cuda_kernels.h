@@ -78,6 +78,14 @@ cudaError_t rnk_softmax_backward(float *gx, const float *gy, const float *y, int
                                  bool log, cudaStream_t s);
 
 /* ------------------------------------------------------------------ index.cu (contiguous; indices int64) */
+/* y [outer, sum chunk_i] = the inputs [outer, chunk_i] side by side (chunk = length along the dim x inner), n of
+ * them (1 .. 8), all of elem_size 1, 2, 4 or 8 bytes: a concatenation in one launch */
+typedef struct {
+  int n;
+  const void *x[8];
+  int64_t chunk[8];
+} rnk_concat_inputs;
+cudaError_t rnk_concat(void *y, size_t elem_size, const rnk_concat_inputs *in, int64_t outer, cudaStream_t s);
 /* y [outer, K, inner] = x [outer, D, inner] picked by ix[K]; elem_size 1, 2, 4 or 8 bytes */
 cudaError_t rnk_index_select(void *y, const void *x, size_t elem_size, const int64_t *ix, int64_t outer, int64_t D,
                              int64_t inner, int64_t K, cudaStream_t s);

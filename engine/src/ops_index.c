@@ -86,8 +86,14 @@ rn_status rn_concat(rn_tensor **out, int n, rn_tensor *const *xs, int dim) {
   }
   rn_tensor *y = NULL;
   RN_TRY(rn_tensor_empty(&y, x0->ndim, shape, x0->dtype, rn_tensor_device(x0)));
+  bool one_call = n >= 2 && n <= RN_CONCAT_MAX; /* contiguous inputs: one kernel (one launch on a GPU) */
+  for (int i = 0; i < n && one_call; i++) one_call = rn_tensor_is_contiguous(xs[i]);
+  if (one_call) {
+    rn_status st = rn_kernels_of(y)->concat(y, n, (const rn_tensor *const *)xs, dim);
+    if (st != RN_OK) { rn_tensor_release(y); return st; }
+  }
   int64_t off = 0;
-  for (int i = 0; i < n; i++) {
+  for (int i = 0; i < n && !one_call; i++) {
     rn_tensor *part = NULL;
     rn_status st = rn_narrow(&part, y, dim, off, xs[i]->shape[dim]);
     if (st == RN_OK) st = rn_copy_(part, xs[i]);

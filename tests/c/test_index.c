@@ -1,5 +1,5 @@
-/* test_index.c - concat, index_select, gather and top-k against PyTorch fixtures; ties, other dtypes and bad
- * arguments (out-of-range indices, wrong index dtypes, mismatched shapes). */
+/* test_index.c - concat (both its paths), index_select, gather and top-k against PyTorch fixtures; ties, other
+ * dtypes and bad arguments (out-of-range indices, wrong index dtypes, mismatched shapes). */
 #include <math.h>
 
 #include "testutil.h"
@@ -219,8 +219,48 @@ static void bad_inputs(void) {
   for (int i = 0; i < 9; i++) rn_tensor_release(ts[i]);
 }
 
+/* rn_concat's two paths: contiguous inputs (2 .. RN_CONCAT_MAX) in one kernel call, anything else one copy per
+ * input into a view of the output; both give the same tensor, for every dim and for float32, int64 and uint8. */
+static void concat_paths(void) {
+  const rn_dtype dts[3] = {RN_F32, RN_I64, RN_U8};
+  const int counts[3] = {2, 3, RN_CONCAT_MAX + 1};
+  for (int t = 0; t < 3; t++)
+    for (int dim = 0; dim < 3; dim++)
+      for (int c = 0; c < 3; c++) {
+        int n = counts[c];
+        rn_tensor *views[RN_CONCAT_MAX + 1], *dense[RN_CONCAT_MAX + 1];
+        for (int i = 0; i < n; i++) {
+          int64_t shape[3] = {2, 3, 5 + 2};
+          shape[dim] += i % 3; /* inputs of different lengths along dim */
+          rn_tensor *f = test_randn(3, shape, 40 + i, 50.0f), *big = NULL;
+          CHECK_OK(rn_to_dtype(&big, f, dts[t]));
+          CHECK_OK(rn_narrow(&views[i], big, 2, 1, shape[2] - 2)); /* strided: the last dim cut */
+          CHECK_OK(rn_clone(&dense[i], views[i]));
+          rn_tensor_release(f);
+          rn_tensor_release(big);
+        }
+        rn_tensor *a = NULL, *b = NULL;
+        uint64_t k0 = rn_kernel_calls();
+        CHECK_OK(rn_concat(&a, n, dense, dim));
+        uint64_t k1 = rn_kernel_calls();
+        CHECK_OK(rn_concat(&b, n, views, dim));
+        uint64_t k2 = rn_kernel_calls();
+        char what[96];
+        snprintf(what, sizeof what, "concat of %d %s inputs along dim %d: one call = one copy per input", n,
+                 rn_dtype_name(dts[t]), dim);
+        test_check_close(a, b, 0, 0, what);
+        if (!CHECK(k1 - k0 == (n <= RN_CONCAT_MAX ? 1u : (uint64_t)n) && k2 - k1 == (uint64_t)n))
+          fprintf(stderr, "  %s: %llu and %llu kernel calls\n", what, (unsigned long long)(k1 - k0),
+                  (unsigned long long)(k2 - k1));
+        rn_tensor_release(a);
+        rn_tensor_release(b);
+        for (int i = 0; i < n; i++) { rn_tensor_release(views[i]); rn_tensor_release(dense[i]); }
+      }
+}
+
 int main(void) {
   against_torch();
+  concat_paths();
   ties_and_dtypes();
   bad_inputs();
   return test_finish("index");

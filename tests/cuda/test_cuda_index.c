@@ -1,9 +1,40 @@
-/* test_cuda_index.c - index_select (float32 and int64 data), index_add with repeated indices, gather and
+/* test_cuda_index.c - concat in one launch (1 to 8 inputs of float32, int64 and uint8 along each dim),
+ * index_select (float32 and int64 data), index_add with repeated indices, gather and
  * scatter_add along each dim of a 3-d tensor, and top-k on each GPU path (a line sorted in shared memory,
  * per-thread selection for small k over long lines, a global-memory sort for large k), largest and smallest,
  * with ties and NaN. Tolerances: copies and top-k exact (values and indices: both backends break ties by the
  * lower index); the *_add kernels 1e-5 abs + 1e-5 rel (atomic adds sum repeated indices in another order). */
 #include "cuda_check.h"
+
+static void concats(void) {
+  const rn_dtype dts[3] = {RN_F32, RN_I64, RN_U8};
+  const int counts[3] = {1, 3, RN_CONCAT_MAX};
+  for (int t = 0; t < 3; t++)
+    for (int dim = 0; dim < 3; dim++)
+      for (int c = 0; c < 3; c++) {
+        int n = counts[c];
+        rn_tensor *xc[RN_CONCAT_MAX], *xg[RN_CONCAT_MAX];
+        int64_t sy[3] = {3, 4, 5};
+        sy[dim] = 0;
+        for (int i = 0; i < n; i++) {
+          int64_t shape[3] = {3, 4, 5};
+          shape[dim] = 1 + i % 4;
+          sy[dim] += shape[dim];
+          rn_tensor *f = test_randn(3, shape, 60 + i, 50.0f);
+          CHECK_OK(rn_to_dtype(&xc[i], f, dts[t]));
+          xg[i] = to_gpu(xc[i]);
+          rn_tensor_release(f);
+        }
+        rn_tensor *yc = new_on(rn_cpu(), 3, sy, dts[t], false), *yg = new_on(GPU, 3, sy, dts[t], false);
+        CHECK_OK(KC->concat(yc, n, (const rn_tensor *const *)xc, dim));
+        CHECK_OK(KG->concat(yg, n, (const rn_tensor *const *)xg, dim));
+        char what[96];
+        snprintf(what, sizeof what, "concat of %d %s inputs along dim %d", n, rn_dtype_name(dts[t]), dim);
+        agree_exact(yg, yc, what);
+        release_all(2, yc, yg);
+        for (int i = 0; i < n; i++) release_all(2, xc[i], xg[i]);
+      }
+}
 
 static void select_and_add(void) {
   int64_t sx[3] = {4, 30, 6}, sk[1] = {45};
@@ -99,6 +130,7 @@ static void topks(void) {
 int main(void) {
   int skip = cuda_begin("index");
   if (skip) return skip;
+  concats();
   select_and_add();
   gather_and_scatter();
   topks();

@@ -11,6 +11,8 @@
 
 #include "ops.h"
 
+#define RN_CONCAT_MAX 8
+
 typedef struct rn_kernels {
   /* --- elementwise; these accept any strides --- */
   rn_status (*fill)(rn_tensor *t, double v);
@@ -32,6 +34,9 @@ typedef struct rn_kernels {
   rn_status (*softmax_backward)(rn_tensor *gx, const rn_tensor *gy, const rn_tensor *y, int dim, bool log);
 
   /* --- indexing (index tensors int64, 0-based, already range-checked) --- */
+  /* y = xs[0..n-1] one after another along dim: 2 .. RN_CONCAT_MAX contiguous inputs of y's dtype, equal to y's
+   * shape but along dim (rn_concat's one-call path; other cases copy each input into a view of y) */
+  rn_status (*concat)(rn_tensor *y, int n, const rn_tensor *const *xs, int dim);
   rn_status (*index_select)(rn_tensor *y, const rn_tensor *x, int dim, const rn_tensor *index);
   rn_status (*index_add)(rn_tensor *gx, int dim, const rn_tensor *index, const rn_tensor *gy); /* gx zeroed */
   rn_status (*gather)(rn_tensor *y, const rn_tensor *x, int dim, const rn_tensor *index);

@@ -92,6 +92,7 @@ static const rn_kernels cpu_kernels = {
   .arg_reduce = rn_cpu_arg_reduce,
   .softmax = rn_cpu_softmax,
   .softmax_backward = rn_cpu_softmax_backward,
+  .concat = rn_cpu_concat,
   .index_select = rn_cpu_index_select,
   .index_add = rn_cpu_index_add,
   .gather = rn_cpu_gather,

@@ -22,6 +22,7 @@ rn_status rn_cpu_softmax(rn_tensor *y, const rn_tensor *x, int dim, bool log);
 rn_status rn_cpu_softmax_backward(rn_tensor *gx, const rn_tensor *gy, const rn_tensor *y, int dim, bool log);
 
 /* index.c */
+rn_status rn_cpu_concat(rn_tensor *y, int n, const rn_tensor *const *xs, int dim);
 rn_status rn_cpu_index_select(rn_tensor *y, const rn_tensor *x, int dim, const rn_tensor *index);
 rn_status rn_cpu_index_add(rn_tensor *gx, int dim, const rn_tensor *index, const rn_tensor *gy);
 rn_status rn_cpu_gather(rn_tensor *y, const rn_tensor *x, int dim, const rn_tensor *index);

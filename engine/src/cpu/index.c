@@ -1,4 +1,4 @@
-/* index.c - CPU indexing kernels: index_select / index_add, gather / scatter_add, top-k.
+/* index.c - CPU indexing kernels: concat, index_select / index_add, gather / scatter_add, top-k.
  * Tensors are contiguous; index tensors are int64 and already range-checked by the op layer.
  * index_select and gather copy elements of any dtype; the *_add kernels are float32. */
 #include <omp.h>
@@ -11,6 +11,26 @@ static void split_at(const rn_tensor *t, int dim, int64_t *outer, int64_t *D, in
   for (int d = 0; d < dim; d++) *outer *= t->shape[d];
   for (int d = dim + 1; d < t->ndim; d++) *inner *= t->shape[d];
   *D = t->ndim ? t->shape[dim] : 1;
+}
+
+/* ------------------------------------------------------------------ concat */
+
+/* y [outer, sum of the inputs' D, inner]: each outer row is the inputs' rows one after another. */
+rn_status rn_cpu_concat(rn_tensor *y, int n, const rn_tensor *const *xs, int dim) {
+  int64_t outer, D, inner;
+  split_at(y, dim, &outer, &D, &inner);
+  size_t es = rn_dtype_size(y->dtype), out_row = (size_t)D * inner * es;
+  char *yd = rn_tensor_data(y);
+#pragma omp parallel for schedule(static) if (rn_tensor_numel(y) > 32768)
+  for (int64_t o = 0; o < outer; o++) {
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+      size_t row = (size_t)xs[i]->shape[dim] * inner * es;
+      memcpy(yd + (size_t)o * out_row + off, (const char *)rn_tensor_data(xs[i]) + (size_t)o * row, row);
+      off += row;
+    }
+  }
+  return RN_OK;
 }
 
 /* ------------------------------------------------------------------ index_select / index_add */

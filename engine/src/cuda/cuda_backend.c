@@ -195,6 +195,7 @@ static const rn_kernels cuda_kernels = {
   .arg_reduce = rn_cu_arg_reduce,
   .softmax = rn_cu_softmax,
   .softmax_backward = rn_cu_softmax_backward,
+  .concat = rn_cu_concat,
   .index_select = rn_cu_index_select,
   .index_add = rn_cu_index_add,
   .gather = rn_cu_gather,

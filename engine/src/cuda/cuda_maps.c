@@ -142,6 +142,23 @@ static rn_status need_index(const rn_tensor *ix, const char *what) {
   return RN_OK;
 }
 
+rn_status rn_cu_concat(rn_tensor *y, int n, const rn_tensor *const *xs, int dim) {
+  cudaStream_t s;
+  RN_TRY(rn_cu_stream(y, &s));
+  RN_TRY(rn_cu_need(y, true, false, "concat: output"));
+  if (n < 1 || n > RN_CONCAT_MAX)
+    return rn_error(RN_ERR_ARG, "concat: 1 .. %d inputs in one call, got %d", RN_CONCAT_MAX, n);
+  int64_t outer, D, inner;
+  split_at(y, dim, &outer, &D, &inner);
+  rnk_concat_inputs in = {.n = n};
+  for (int i = 0; i < n; i++) {
+    RN_TRY(rn_cu_need(xs[i], true, false, "concat: input"));
+    in.x[i] = rn_cu_ptr(xs[i]);
+    in.chunk[i] = xs[i]->shape[dim] * inner;
+  }
+  return LAUNCH(rnk_concat, rn_cu_ptr(y), rn_dtype_size(y->dtype), &in, outer, s);
+}
+
 rn_status rn_cu_index_select(rn_tensor *y, const rn_tensor *x, int dim, const rn_tensor *index) {
   cudaStream_t s;
   RN_TRY(rn_cu_stream(x, &s));
