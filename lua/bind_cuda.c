@@ -84,6 +84,12 @@ static int c_bf16(lua_State *L) {
   return 1;
 }
 
+/* bf16_fallbacks() -> convolutions run in float32 under the autocast (no bfloat16 algorithm), so far */
+static int c_bf16_fallbacks(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)rn_cuda_bf16_fallbacks());
+  return 1;
+}
+
 static int c_synchronize(lua_State *L) {
   rn_lua_check(L, rn_cuda_synchronize(opt_index(L, 1)), "cuda.synchronize");
   return 0;
@@ -188,7 +194,7 @@ static const luaL_Reg cuda_fns[] = {
   {"graph_begin", c_graph_begin}, {"graph_end", c_graph_end}, {"capturing", c_capturing},
   {"available", c_available}, {"device_count", c_device_count}, {"built", c_built},
   {"unavailable_reason", c_reason}, {"device_name", c_device_name}, {"set_tf32", c_set_tf32}, {"tf32", c_tf32},
-  {"set_bf16", c_set_bf16}, {"bf16", c_bf16},
+  {"set_bf16", c_set_bf16}, {"bf16", c_bf16}, {"bf16_fallbacks", c_bf16_fallbacks},
   {"synchronize", c_synchronize}, {"empty_cache", c_empty_cache}, {"cached_bytes", c_cached_bytes},
   {"fork", c_fork}, {"lane", c_lane}, {"join", c_join}, {"set_lanes", c_set_lanes}, {"lanes", c_lanes},
   {NULL, NULL}};

@@ -384,6 +384,10 @@ local function bench_realnet(o)
   print(("garbage collection per batch: %.1f full collections, %.2f ms"):format((gc1.full - gc0.full) / n,
     (gc1.seconds - gc0.seconds) / n * 1e3))
   if not runner then print(("kernel calls per batch: %d"):format(calls)) end
+  if o.bf16 then
+    print(("bfloat16 autocast: %d convolution calls ran in float32 (no bfloat16 algorithm for their shape)")
+      :format(rn.cuda.bf16_fallbacks()))
+  end
   local where = on_gpu and ("%s (%s)"):format(dev, rn.cuda.device_name(dev)) or
     ("cpu (%d threads)"):format(rn.get_num_threads())
   -- where the time goes: the backbone alone, backbone + AFS + alignment, and the whole forward, each waited for

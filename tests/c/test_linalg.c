@@ -86,6 +86,36 @@ static void check_gemm_kernel(void) {
   rn_tensor_release(a); rn_tensor_release(b); rn_tensor_release(y); rn_tensor_release(y0); rn_tensor_release(yb);
 }
 
+/* Column-narrowed operands: rows longer than the matrix (leading dimension 12 > 5 or 9 columns), each of the four
+ * transpose combinations, equal to the products of contiguous copies. */
+static void check_gemm_long_rows(const rn_kernels *k) {
+  int64_t big[3] = {3, 9, 12};
+  rn_tensor *x = test_randn(3, big, 8, 1.0f), *l = NULL, *r = NULL, *r5 = NULL, *r9 = NULL;
+  CHECK_OK(rn_narrow(&l, x, 2, 0, 5));  /* [3, 9, 5] */
+  CHECK_OK(rn_narrow(&r, x, 2, 6, 5));  /* [3, 9, 5] */
+  CHECK_OK(rn_narrow(&r9, x, 2, 1, 9)); /* [3, 9, 9] */
+  rn_tensor *tmp = NULL;
+  CHECK_OK(rn_narrow(&tmp, x, 2, 7, 5));
+  CHECK_OK(rn_narrow(&r5, tmp, 1, 0, 5)); /* [3, 5, 5] */
+  rn_tensor *rights[4] = {r5, r, r, r9};  /* by ta + 2 tb: the right operand whose inner size fits l's */
+  for (int t = 0; t < 4; t++) {
+    bool ta = t & 1, tb = t >> 1;
+    rn_tensor *rt = rights[t], *lc = NULL, *rc = NULL, *y1 = NULL, *y2 = NULL;
+    int64_t s[3] = {3, ta ? 5 : 9, tb ? rt->shape[1] : rt->shape[2]};
+    CHECK_OK(rn_clone(&lc, l));
+    CHECK_OK(rn_clone(&rc, rt));
+    CHECK_OK(rn_tensor_zeros(&y1, 3, s, RN_F32, rn_cpu()));
+    CHECK_OK(rn_tensor_zeros(&y2, 3, s, RN_F32, rn_cpu()));
+    CHECK_OK(k->gemm(y1, l, rt, ta, tb, 1.5f, 0.0f));
+    CHECK_OK(k->gemm(y2, lc, rc, ta, tb, 1.5f, 0.0f));
+    if (y1 && y2) CHECK(test_max_abs_diff(y1, y2) == 0);
+    rn_tensor *done[] = {lc, rc, y1, y2};
+    for (int i = 0; i < 4; i++) rn_tensor_release(done[i]);
+  }
+  rn_tensor *all[] = {x, l, r, r5, r9, tmp};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) rn_tensor_release(all[i]);
+}
+
 /* Operands with contiguous rows but other strides (channel slices of a bigger map, as qkv attention passes) give
  * the products of their contiguous copies (a^T b and a b^T, the two that fit); strided columns are refused. */
 static void check_gemm_strided(void) {
@@ -109,6 +139,7 @@ static void check_gemm_strided(void) {
     if (y1 && y2) CHECK(test_max_abs_diff(y1, y2) == 0);
     rn_tensor_release(y1); rn_tensor_release(y2);
   }
+  check_gemm_long_rows(k);
   rn_tensor *at = NULL, *y = NULL;
   CHECK_OK(rn_transpose(&at, ac, 1, 2));
   CHECK_OK(rn_tensor_zeros(&y, 3, ys, RN_F32, rn_cpu()));

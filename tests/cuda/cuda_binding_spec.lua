@@ -31,6 +31,9 @@ describe("rn.cuda", function()
     assert.is_false(rn.cuda.bf16())
     rn.cuda.set_bf16(before)
     assert.has_error(function() rn.cuda.set_bf16(1) end)
+    local fallbacks = rn.cuda.bf16_fallbacks() -- no bfloat16 convolution has run in this process
+    assert.are.equal(0, fallbacks)
+    assert.are.equal("integer", math.type(fallbacks))
   end)
 
   it("keeps the cache queries usable without a device", function()

@@ -19,9 +19,13 @@ int cuda_begin(const char *name) {
     fprintf(stderr, "cuda %s: %s\n", name, rn_last_error());
     exit(1);
   }
+  /* the tolerances are float32's: REALNET_TF32 / REALNET_BF16 in the environment must not loosen the math; the
+   * tests that check those modes turn them on themselves */
+  rn_cuda_set_tf32(false);
+  rn_cuda_set_bf16(false);
   char dev[128] = "?";
   rn_cuda_device_name(0, dev, sizeof dev);
-  printf("cuda %s: on %s (cuda:0), TF32 %s\n", name, dev, rn_cuda_get_tf32() ? "on" : "off");
+  printf("cuda %s: on %s (cuda:0)\n", name, dev);
   KC = rn_cpu_backend()->k;
   KG = be->k;
   return 0;

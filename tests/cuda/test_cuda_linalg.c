@@ -55,6 +55,29 @@ static void gemm_strided(void) {
     release_all(2, yc, yg);
   }
   release_all(6, x, gx, ca, cb, ga, gb);
+  /* columns narrowed: rows longer than the matrix (leading dimension 12 > 5 or 9), all four transposes */
+  int64_t wide[3] = {3, 9, 12};
+  x = test_randn(3, wide, 22, 1.0f), gx = to_gpu(x);
+  const int64_t rstart[4] = {7, 6, 6, 1}, rcols[4] = {5, 5, 5, 9}, rrows[4] = {5, 9, 9, 9};
+  for (int t = 0; t < 4; t++) { /* the right operand whose inner size fits the left's, by ta + 2 tb */
+    bool ta = t & 1, tb = t >> 1;
+    rn_tensor *lc = NULL, *lg = NULL, *rc = NULL, *rg = NULL, *tc = NULL, *tg = NULL;
+    CHECK_OK(rn_narrow(&lc, x, 2, 0, 5));
+    CHECK_OK(rn_narrow(&lg, gx, 2, 0, 5));
+    CHECK_OK(rn_narrow(&tc, x, 2, rstart[t], rcols[t]));
+    CHECK_OK(rn_narrow(&tg, gx, 2, rstart[t], rcols[t]));
+    CHECK_OK(rn_narrow(&rc, tc, 1, 0, rrows[t]));
+    CHECK_OK(rn_narrow(&rg, tg, 1, 0, rrows[t]));
+    int64_t sy[3] = {3, ta ? 5 : 9, tb ? rrows[t] : rcols[t]};
+    rn_tensor *yc = new_on(rn_cpu(), 3, sy, RN_F32, true), *yg = new_on(GPU, 3, sy, RN_F32, true);
+    CHECK_OK(KC->gemm(yc, lc, rc, ta, tb, 1.5f, 0.0f));
+    CHECK_OK(KG->gemm(yg, lg, rg, ta, tb, 1.5f, 0.0f));
+    char what[96];
+    snprintf(what, sizeof what, "gemm of column-narrowed views (ld 12), ta=%d tb=%d", ta, tb);
+    agree(yg, yc, 1e-4, 1e-4, what);
+    release_all(8, lc, lg, rc, rg, tc, tg, yc, yg);
+  }
+  release_all(2, x, gx);
 }
 
 typedef struct { int64_t n, c, h, w, o, kh, kw; int stride, pad, dil, groups; int64_t crop; const char *name; } conv_spec;

@@ -75,6 +75,17 @@ static void group_norm_case(const int64_t *shape, int groups, bool affine, bool 
   agree(mg, mc, 1e-5, 1e-5, what);
   snprintf(what, sizeof what, "group_norm rstd: %s", name);
   agree(rg, rc, 1e-5, 1e-5, what);
+  if (silu) { /* the fused kernel against the GPU's own group norm, then SiLU (the same formulas: ~1 ulp at most) */
+    rn_tensor *y2 = new_on(GPU, 4, shape, RN_F32, false), *m2 = new_on(GPU, 2, sg, RN_F32, false);
+    rn_tensor *r2 = new_on(GPU, 2, sg, RN_F32, false);
+    CHECK_OK(KG->group_norm(y2, m2, r2, gx, groups, gw, gb, 1e-5f, false));
+    CHECK_OK(KG->unary(RN_UN_SILU, y2, y2, 0.0f, 0.0f));
+    rn_tensor *y2c = NULL;
+    CHECK_OK(rn_to_device(&y2c, y2, rn_cpu()));
+    snprintf(what, sizeof what, "group_norm + SiLU in one kernel vs the two GPU kernels: %s", name);
+    agree(yg, y2c, 1e-6, 1e-6, what);
+    release_all(4, y2, m2, r2, y2c);
+  }
   rn_tensor *gy = test_randn(4, shape, 9, 1.0f), *ggy = to_gpu(gy), *mcg = to_gpu(mc), *rcg = to_gpu(rc);
   rn_tensor *dxc = new_on(rn_cpu(), 4, shape, RN_F32, false), *dxg = new_on(GPU, 4, shape, RN_F32, false);
   rn_tensor *dwc = new_on(rn_cpu(), 1, sc, RN_F32, false), *dwg = new_on(GPU, 1, sc, RN_F32, false);

@@ -111,6 +111,7 @@ rn_status rn_cuda_synchronize(int device) {
 
 void rn_cuda_empty_cache(void) {}
 size_t rn_cuda_cached_bytes(void) { return 0; }
+uint64_t rn_cuda_bf16_fallbacks(void) { return 0; }
 
 rn_status rn_cuda_graph_begin(int device) {
   return rn_error(RN_ERR_DEVICE, "this build has no CUDA backend (device cuda:%d requested)", device);

@@ -33,6 +33,9 @@ bool rn_cuda_get_tf32(void);
  * Takes precedence over TF32. Off unless REALNET_BF16=1 is set or this turns it on. */
 void rn_cuda_set_bf16(bool on);
 bool rn_cuda_get_bf16(void);
+/* Convolutions that ran in float32 under the autocast because cuDNN had no bfloat16 algorithm for their shape
+ * (or refused the bfloat16 configuration), counted since the process started. */
+uint64_t rn_cuda_bf16_fallbacks(void);
 
 /* Lanes: the independent parts of a computation (RealNet's per-level U-Nets) queued on separate streams of one
  * device, so that their small kernels run side by side instead of one after another (a batch-1 forward leaves

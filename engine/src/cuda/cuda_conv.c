@@ -18,10 +18,13 @@
  * bfloat16 autocast (rn_cuda_set_bf16): the call's two inputs are converted into bfloat16 temporaries, cuDNN runs
  * its bfloat16 configuration on them (float32 accumulation, bfloat16 output: the legacy API has no bfloat16-in,
  * float32-out configuration) and the output is converted back into the float32 destination. A shape for which
- * cuDNN has no bfloat16 algorithm runs in float32 instead (remembered, so it is asked once).
+ * cuDNN has no bfloat16 algorithm, or whose bfloat16 descriptors or algorithm queries cuDNN refuses with any
+ * status but an allocation failure, runs in float32 instead (remembered, so it is asked once; counted by
+ * rn_cuda_bf16_fallbacks).
  */
 #include <cudnn.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "cuda_internal.h"
 
@@ -223,9 +226,10 @@ static cudnnStatus_t execute(conv_dir dir, cudnnHandle_t h, const descs *d, cons
                                         (cudnnConvolutionBwdFilterAlgo_t)algo, ws, wsb, &zero, d->w, b->w);
 }
 
-/* Runs one algorithm with a workspace from the caching allocator; *refused when cuDNN says NOT_SUPPORTED. */
+/* Runs one algorithm with a workspace from the caching allocator; *refused when cuDNN says NOT_SUPPORTED, or
+ * (lenient: a bfloat16 candidate, which the float32 path can replace) fails in any way but running out of memory. */
 static rn_status try_algo(conv_dir dir, cudnnHandle_t h, const descs *d, const bufs *b, int algo,
-                          cudnnMathType_t math, int device, bool *refused, size_t *ws_bytes) {
+                          cudnnMathType_t math, int device, bool lenient, bool *refused, size_t *ws_bytes) {
   *refused = false;
   cudnnStatus_t s = cudnnSetConvolutionMathType(d->conv, math);
   if (s == CUDNN_STATUS_SUCCESS) {
@@ -239,7 +243,12 @@ static rn_status try_algo(conv_dir dir, cudnnHandle_t h, const descs *d, const b
       rn_cu_free(device, ws, wsb); /* stream-ordered reuse is safe */
     }
   }
-  if (not_supported(s)) { *refused = true; return RN_OK; }
+  bool oom = s == CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED ||
+             s == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED;
+  if (not_supported(s) || (lenient && s != CUDNN_STATUS_SUCCESS && !oom)) {
+    *refused = true;
+    return RN_OK;
+  }
   return dnn_check(s, dir == DIR_FORWARD ? "cudnnConvolutionForward"
                       : dir == DIR_BACKWARD_DATA ? "cudnnConvolutionBackwardData" : "cudnnConvolutionBackwardFilter");
 }
@@ -286,39 +295,42 @@ static rn_status run_conv(const conv_key *k, const bufs *b, cudaStream_t stream)
   }
   pthread_mutex_unlock(&dnn_lock);
   descs d;
+  candidate c[MAX_ALGOS];
+  int n = 0;
   rn_status st = descs_make(&d, k);
+  if (st == RN_OK) st = list_algos(dir, h, &d, b, bench_mode(), k->device, c, &n);
+  /* under the autocast, cuDNN refusing the bfloat16 descriptors or queries means it has no bfloat16 algorithm */
+  if (st != RN_OK && k->bf16 && st != RN_ERR_OOM) {
+    st = RN_OK;
+    n = 0;
+  }
   bool refused = true;
-  if (st == RN_OK) {
-    candidate c[MAX_ALGOS];
-    int n = 0;
-    st = list_algos(dir, h, &d, b, bench_mode(), k->device, c, &n);
-    for (int i = 0; st == RN_OK && refused && i < n; i++) {
-      if (c[i].status != CUDNN_STATUS_SUCCESS || c[i].memory > WS_LIMIT) continue;
-      /* without TF32 or bfloat16 only FMA kernels; with them, the math type cuDNN reported for the algorithm */
-      bool tensor_ops = k->tf32 || k->bf16;
-      if (!tensor_ops && (c[i].math == CUDNN_TENSOR_OP_MATH || c[i].math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
-        continue;
-      cudnnMathType_t math = tensor_ops ? c[i].math : CUDNN_FMA_MATH;
-      size_t wsb = 0;
-      st = try_algo(dir, h, &d, b, c[i].algo, math, k->device, &refused, &wsb);
-      if (st == RN_OK && !refused) {
-        pthread_mutex_lock(&dnn_lock);
-        if (!cache_find_locked(k, hash)) { /* another thread may have chosen meanwhile */
-          cache_put_locked(k, hash, c[i].algo, wsb, d);
-          d = (descs){0}; /* the cache owns them now */
-        }
-        pthread_mutex_unlock(&dnn_lock);
-      }
-    }
-    if (st == RN_OK && refused) {
+  for (int i = 0; st == RN_OK && refused && i < n; i++) {
+    if (c[i].status != CUDNN_STATUS_SUCCESS || c[i].memory > WS_LIMIT) continue;
+    /* without TF32 or bfloat16 only FMA kernels; with them, the math type cuDNN reported for the algorithm */
+    bool tensor_ops = k->tf32 || k->bf16;
+    if (!tensor_ops && (c[i].math == CUDNN_TENSOR_OP_MATH || c[i].math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
+      continue;
+    cudnnMathType_t math = tensor_ops ? c[i].math : CUDNN_FMA_MATH;
+    size_t wsb = 0;
+    st = try_algo(dir, h, &d, b, c[i].algo, math, k->device, k->bf16, &refused, &wsb);
+    if (st == RN_OK && !refused) {
       pthread_mutex_lock(&dnn_lock);
-      if (!cache_find_locked(k, hash)) {
-        cache_put_locked(k, hash, -1, 0, d);
-        d = (descs){0};
+      if (!cache_find_locked(k, hash)) { /* another thread may have chosen meanwhile */
+        cache_put_locked(k, hash, c[i].algo, wsb, d);
+        d = (descs){0}; /* the cache owns them now */
       }
       pthread_mutex_unlock(&dnn_lock);
-      st = no_algorithm(k);
     }
+  }
+  if (st == RN_OK && refused) {
+    pthread_mutex_lock(&dnn_lock);
+    if (!cache_find_locked(k, hash)) {
+      cache_put_locked(k, hash, -1, 0, d);
+      d = (descs){0};
+    }
+    pthread_mutex_unlock(&dnn_lock);
+    st = no_algorithm(k);
   }
   descs_free(&d);
   return st;
@@ -327,15 +339,24 @@ static rn_status run_conv(const conv_key *k, const bufs *b, cudaStream_t stream)
 /* The bfloat16 autocast of run_conv: the direction's two inputs converted into bfloat16 temporaries, the
  * convolution run on them, its output converted back into the float32 buffer; the float32 convolution for a
  * shape cuDNN has no bfloat16 algorithm for. */
-static rn_status run_conv_bf16(const conv_key *k, const bufs *b, cudaStream_t s) {
+static atomic_ullong bf16_fallbacks;
+
+uint64_t rn_cuda_bf16_fallbacks(void) { return atomic_load(&bf16_fallbacks); }
+
+static rn_status run_conv_f32(const conv_key *k, const bufs *b, cudaStream_t s) {
   conv_key k32 = *k;
   k32.bf16 = 0;
+  atomic_fetch_add(&bf16_fallbacks, 1);
+  return run_conv(&k32, b, s);
+}
+
+static rn_status run_conv_bf16(const conv_key *k, const bufs *b, cudaStream_t s) {
   uint64_t hash = key_hash(k);
   pthread_mutex_lock(&dnn_lock);
   const cache_entry *e = cache_find_locked(k, hash);
   bool unsupported = e && e->algo < 0;
   pthread_mutex_unlock(&dnn_lock);
-  if (unsupported) return run_conv(&k32, b, s);
+  if (unsupported) return run_conv_f32(k, b, s);
   size_t n[3] = {(size_t)(k->n * k->c * k->h * k->w), (size_t)(k->o * (k->c / k->g) * k->kh * k->kw),
                  (size_t)(k->n * k->o * k->oh * k->ow)};
   void *f32[3] = {b->x, b->w, b->y}, *b16[3] = {NULL, NULL, NULL};
@@ -351,7 +372,7 @@ static rn_status run_conv_bf16(const conv_key *k, const bufs *b, cudaStream_t s)
   if (st == RN_OK)
     st = rn_cu_check(rnk_from_bf16(f32[out], b16[out], (int64_t)n[out], s), "rnk_from_bf16 (convolution output)");
   for (int i = 0; i < 3; i++) rn_cu_free(k->device, b16[i], 2 * n[i]); /* stream-ordered reuse is safe */
-  return st == RN_ERR_UNSUPPORTED ? run_conv(&k32, b, s) : st;
+  return st == RN_ERR_UNSUPPORTED ? run_conv_f32(k, b, s) : st;
 }
 
 static rn_status convolve(const conv_key *k, const bufs *b, cudaStream_t s) {
@@ -439,7 +460,7 @@ rn_status rn_cu_conv2d_fused(rn_tensor *y, const rn_tensor *x, const rn_tensor *
   rn_tensor *tmp = NULL;
   rnk_layout crop, yl = rn_cu_layout(y);
   rn_status st;
-  if (pointwise(&k)) { /* W [1, O, C] shared by every x [N, C, HW] */
+  if (pointwise(&k) && !cropped(&k, y)) { /* W [1, O, C] shared by every x [N, C, HW] */
     int64_t hw = k.h * k.w;
     rn_tensor yv = view3(y, k.n, k.o, hw), wv = view3(w, 1, k.o, k.c), xv = view3(x, k.n, k.c, hw);
     st = rn_cu_gemm(&yv, &wv, &xv, false, false, 1.0f, 0.0f);

@@ -142,6 +142,9 @@ static rn_status need_index(const rn_tensor *ix, const char *what) {
   return RN_OK;
 }
 
+_Static_assert(RN_CONCAT_MAX <= sizeof(((rnk_concat_inputs *)0)->x) / sizeof(const void *),
+               "rnk_concat_inputs holds fewer inputs than RN_CONCAT_MAX");
+
 rn_status rn_cu_concat(rn_tensor *y, int n, const rn_tensor *const *xs, int dim) {
   cudaStream_t s;
   RN_TRY(rn_cu_stream(y, &s));
@@ -151,11 +154,18 @@ rn_status rn_cu_concat(rn_tensor *y, int n, const rn_tensor *const *xs, int dim)
   int64_t outer, D, inner;
   split_at(y, dim, &outer, &D, &inner);
   rnk_concat_inputs in = {.n = n};
+  int64_t along = 0;
   for (int i = 0; i < n; i++) {
     RN_TRY(rn_cu_need(xs[i], true, false, "concat: input"));
+    if (xs[i]->dtype != y->dtype || xs[i]->ndim != y->ndim)
+      return rn_error(RN_ERR_ARG, "concat: input %d is not a %d-d %s tensor like the output", i, y->ndim,
+                      rn_dtype_name(y->dtype));
     in.x[i] = rn_cu_ptr(xs[i]);
     in.chunk[i] = xs[i]->shape[dim] * inner;
+    along += xs[i]->shape[dim];
   }
+  if (along != D)
+    return rn_error(RN_ERR_SHAPE, "concat: the inputs' lengths along dim %d do not sum to the output's", dim);
   return LAUNCH(rnk_concat, rn_cu_ptr(y), rn_dtype_size(y->dtype), &in, outer, s);
 }
 
