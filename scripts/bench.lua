@@ -86,12 +86,17 @@ local function peer_script()
   return path
 end
 
+-- torchvision's name of an engine arch where they differ: resnet50v2 is ResNet-50 with the v2 weights, the same
+-- network (the peer's weights are random: only the speed counts)
+local peer_arch = {resnet50v2 = "resnet50"}
+
 local function run_peer(o, threads)
   local script, err = peer_script()
   if not script then return nil, err end
   if not os.execute("command -v python3 >/dev/null 2>&1") then return nil, "python3 is not installed" end
   local q = function(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-  local cmd = table.concat({"python3", q(script), q(o.arch), o.batch, o.res, threads}, " ") .. " 2>&1"
+  local cmd = table.concat({"python3", q(script), q(peer_arch[o.arch] or o.arch), o.batch, o.res, threads}, " ")
+    .. " 2>&1"
   local p = io.popen(cmd)
   local out = p:read("a")
   p:close()

@@ -188,6 +188,7 @@ void bb_mark_stage(rn_backbone *bb, const char *name, int slot, int reduction) {
 
 void rn_backbone_free(rn_backbone *bb) {
   if (!bb) return;
+  bb_packed_free(bb);
   for (int i = 0; i < bb->n_param; i++) rn_tensor_release(bb->param[i].t);
   free(bb->src);
   free(bb->param);
@@ -320,5 +321,6 @@ const char *rn_backbone_param_name(const rn_backbone *bb, int i) {
 
 rn_tensor *rn_backbone_get_param(rn_backbone *bb, int i) {
   if (!bb || i < 0 || i >= bb->n_param || bb_ensure_init(bb) != RN_OK) return NULL;
+  bb_weights_changed(bb); /* the caller may write into it */
   return bb->param[i].t;
 }

@@ -2,8 +2,50 @@
  *
  * Convolutions go straight to the backend's conv kernel with the folded bias (no autograd, no op-layer
  * copies); the residual add and the activation run as one pass over the conv's fresh output, in place.
- * Slots are released right after their last reader, so peak memory stays near two stages' activations. */
+ * Slots are released right after their last reader, so peak memory stays near two stages' activations.
+ * On the CPU each convolution's weights stay in oneDNN's blocked layout between forwards (rn_cpu_conv2d_packed),
+ * as long as the backbone alone holds them: a weight tensor someone else also references might be changed in
+ * place, so it is reordered afresh on every call, and its earlier copy is never used again. */
+#include <pthread.h>
+
+#include "../cpu/cpu_kernels.h"
 #include "bb_internal.h"
+
+/* The blocked copies, one slot per unit, valid for generation `gen` (bumped whenever the weights may change). */
+struct bb_packed {
+  uint64_t gen;
+  int n;
+  rn_conv_packed *slot[];
+};
+
+void bb_weights_changed(rn_backbone *bb) {
+  if (bb && bb->packed) __atomic_add_fetch(&bb->packed->gen, 1, __ATOMIC_RELAXED);
+}
+
+void bb_packed_free(rn_backbone *bb) {
+  if (!bb || !bb->packed) return;
+  for (int i = 0; i < bb->packed->n; i++) rn_conv_packed_free(bb->packed->slot[i]);
+  free(bb->packed);
+  bb->packed = NULL;
+}
+
+int bb_packed_filled(const rn_backbone *bb) {
+  int n = 0;
+  for (int i = 0; bb && bb->packed && i < bb->packed->n; i++) n += bb->packed->slot[i] != NULL;
+  return n;
+}
+
+/* The slots, made on the first CPU forward (NULL when out of memory: the forward then reorders every call). */
+static struct bb_packed *packed_slots(rn_backbone *bb) {
+  static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_lock(&lock);
+  if (!bb->packed && (bb->packed = calloc(1, sizeof *bb->packed + (size_t)bb->n_unit * sizeof(rn_conv_packed *)))) {
+    bb->packed->gen = 1;
+    bb->packed->n = bb->n_unit;
+  }
+  pthread_mutex_unlock(&lock);
+  return bb->packed;
+}
 
 /* Output size of a conv (kernel k) or max pool along one dim; <= 0 when empty. */
 static int64_t out_len(int64_t in, int k, int stride, int pad, bool ceil_mode) {
@@ -96,7 +138,15 @@ static rn_status run_conv(const rn_backbone *bb, const bb_node *nd, rn_tensor *x
     p.stride[0] = p.stride[1] = nd->stride;
     p.pad[0] = p.pad[1] = nd->pad;
     p.groups = nd->groups;
-    st = rn_kernels_of(x)->conv2d(*y, x, w, b, &p);
+    struct bb_packed *pk = bb->packed;
+    if (pk && x->storage->device.type == RN_CPU) {
+      bool shared = w->refcount > 1 || w->storage->refcount > 1 || w->storage->borrowed;
+      if (shared) bb_weights_changed((rn_backbone *)bb); /* what was packed before may be stale by the next call */
+      uint64_t stamp = shared ? 0 : __atomic_load_n(&pk->gen, __ATOMIC_RELAXED);
+      st = rn_cpu_conv2d_packed(*y, x, w, b, &p, &pk->slot[nd->unit], stamp);
+    } else {
+      st = rn_kernels_of(x)->conv2d(*y, x, w, b, &p);
+    }
   }
   if (st == RN_OK) epilogue(rn_f32(*y), res ? rn_f32(res) : NULL, rn_tensor_numel(*y), nd->act);
   if (st != RN_OK) {
@@ -255,6 +305,7 @@ rn_status rn_backbone_forward_stages(rn_backbone *bb, rn_tensor *x, int n, const
   if (st == RN_OK) st = rn_contig_nograd(&slot[0], x);
   rn_nograd_scope ng = rn_nograd_begin();
   bool ops = bb->ops_path || bb->device.type != RN_CPU;
+  if (!ops) packed_slots(bb);
   for (int i = 0; st == RN_OK && i <= last; i++) {
     const bb_node *nd = &bb->node[i];
     rn_tensor *a = slot[nd->in], *b = nd->in2 >= 0 ? slot[nd->in2] : NULL, *y = NULL;

@@ -82,6 +82,7 @@ struct rn_backbone {
   bool pending_init;             /* random weights not drawn yet (drawn on first use unless a load comes first) */
   rn_device device;              /* where the weights live (calloc: cpu); loads and random init land there */
   bool ops_path;                 /* run nodes through the op layer (always off the CPU; tests set it on the CPU) */
+  struct bb_packed *packed;      /* the CPU forward's blocked weight copies (bb_forward.c); NULL until then */
   bb_translate_fn translate;
   const char *const *ignore; /* canonical name prefixes that are deliberately unused, NULL-terminated */
   int aux[8];                /* per-arch numbers the translators need (e.g. units per stage) */
@@ -114,6 +115,14 @@ void bb_build_squeezenet(rn_backbone *bb);
 rn_status bb_random_init(rn_backbone *bb);
 /* Draws the random weights when still pending (new backbones defer it: a load usually follows). */
 rn_status bb_ensure_init(rn_backbone *bb);
+
+/* --- bb_forward.c: the CPU forward keeps each convolution's weights in oneDNN's blocked layout between calls
+ * (rn_cpu_conv2d_packed). Anything that replaces the weights or hands them out (so they may be changed in
+ * place) calls bb_weights_changed; bb_packed_free releases the copies. --- */
+void bb_weights_changed(rn_backbone *bb);
+void bb_packed_free(rn_backbone *bb);
+/* How many units hold a blocked copy now (for tests). */
+int bb_packed_filled(const rn_backbone *bb);
 /* A name -> canonical translator that only renames nothing (torchvision / timm / engine names). */
 rn_status bb_translate_identity(const rn_backbone *bb, int n, const char *const *names, char **canon);
 bool bb_stage_ready(const rn_backbone *bb, int stage);

@@ -57,6 +57,11 @@ static rn_status check_tensors(const rn_tensor *x, const rn_tensor *w, const rn_
 
 rn_status rn_cpu_conv2d(rn_tensor *y, const rn_tensor *x, const rn_tensor *w, const rn_tensor *bias,
                         const rn_conv_params *p) {
+  return rn_cpu_conv2d_packed(y, x, w, bias, p, NULL, 0);
+}
+
+rn_status rn_cpu_conv2d_packed(rn_tensor *y, const rn_tensor *x, const rn_tensor *w, const rn_tensor *bias,
+                               const rn_conv_params *p, rn_conv_packed **slot, uint64_t stamp) {
   RN_TRY(check_tensors(x, w, y, p, "conv2d"));
   rn_conv_geom g = rn_conv_geom_make(x, w, y, p);
   RN_TRY(check_geom(&g, "conv2d"));
@@ -64,8 +69,12 @@ rn_status rn_cpu_conv2d(rn_tensor *y, const rn_tensor *x, const rn_tensor *w, co
   if (rn_tensor_numel(y) == 0) return RN_OK;
   const float *pb = bias ? rn_f32(bias) : NULL;
   pthread_mutex_lock(&conv_lock);
+  if (slot && !stamp && *slot) { /* the weights may be shared and changed: drop the copy */
+    rn_conv_packed_free(*slot);
+    *slot = NULL;
+  }
   rn_status st = RN_ERR_UNSUPPORTED;
-  if (current_impl() == IMPL_ONEDNN) st = rn_conv_onednn_forward(&g, rn_f32(y), rn_f32(x), rn_f32(w), pb);
+  if (current_impl() == IMPL_ONEDNN) st = rn_conv_onednn_forward(&g, rn_f32(y), rn_f32(x), rn_f32(w), pb, slot, stamp);
   if (st == RN_ERR_UNSUPPORTED) st = rn_conv_im2col_forward(&g, rn_f32(y), rn_f32(x), rn_f32(w), pb);
   pthread_mutex_unlock(&conv_lock);
   return st;

@@ -31,7 +31,9 @@ rn_status rn_conv_im2col_backward_weight(const rn_conv_geom *g, float *gw, const
 
 /* --- conv_onednn.c: oneDNN primitives cached by shape. RN_ERR_UNSUPPORTED (no message) means "oneDNN has no
  * primitive for this case": the caller falls back to im2col. --- */
-rn_status rn_conv_onednn_forward(const rn_conv_geom *g, float *y, const float *x, const float *w, const float *bias);
+/* slot / stamp: see rn_cpu_conv2d_packed (NULL / 0 for none) */
+rn_status rn_conv_onednn_forward(const rn_conv_geom *g, float *y, const float *x, const float *w, const float *bias,
+                                 rn_conv_packed **slot, uint64_t stamp);
 rn_status rn_conv_onednn_backward_data(const rn_conv_geom *g, float *gx, const float *gy, const float *w);
 rn_status rn_conv_onednn_backward_weight(const rn_conv_geom *g, float *gw, const float *gy, const float *x);
 

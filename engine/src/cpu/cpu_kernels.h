@@ -36,6 +36,15 @@ rn_status rn_cpu_gemm(rn_tensor *y, const rn_tensor *a, const rn_tensor *b, bool
 /* conv.c */
 rn_status rn_cpu_conv2d(rn_tensor *y, const rn_tensor *x, const rn_tensor *w, const rn_tensor *bias,
                         const rn_conv_params *p);
+/* rn_cpu_conv2d for weights the caller keeps unchanged while `stamp` stays the same (a frozen backbone's): their
+ * copy in oneDNN's blocked layout is kept in *slot (allocated here, owned by the caller, freed with
+ * rn_conv_packed_free) and reused by later calls with the same stamp instead of reordering the weights again.
+ * The caller must pass a new stamp whenever the weights may have changed; stamp 0 means "may be shared with
+ * someone who changes them": no reuse, and the slot is emptied. Equal to rn_cpu_conv2d to the bit. */
+typedef struct rn_conv_packed rn_conv_packed;
+rn_status rn_cpu_conv2d_packed(rn_tensor *y, const rn_tensor *x, const rn_tensor *w, const rn_tensor *bias,
+                               const rn_conv_params *p, rn_conv_packed **slot, uint64_t stamp);
+void rn_conv_packed_free(rn_conv_packed *p);
 rn_status rn_cpu_conv2d_fused(rn_tensor *y, const rn_tensor *x, const rn_tensor *w, const rn_tensor *bias,
                               const rn_tensor *residual, rn_unary_op act, const rn_conv_params *p);
 rn_status rn_cpu_conv2d_backward_data(rn_tensor *gx, const rn_tensor *gy, const rn_tensor *w, const rn_conv_params *p);
