@@ -2,10 +2,12 @@
  *   - rn_cpu_conv2d_packed: equal to rn_cpu_conv2d to the bit; with the same stamp it reuses its copy (shown by
  *     changing the weights in place without a new stamp: the old result comes back, which is the contract), a new
  *     stamp repacks, stamp 0 neither reuses nor keeps a copy; another batch size (another primitive) repacks;
- *   - the backbone's CPU forward packs its convolutions and still follows every change of its weights: loads,
- *     and in-place writes through rn_backbone_get_param, made while the tensor is held across forwards or
- *     between them. The reference is the same backbone run through the op layer (ops_path), which reads the
- *     weights as they are. */
+ *   - the backbone's CPU forward packs its convolutions and still follows every change of its weights: in-place
+ *     writes through rn_backbone_get_param, made while the tensor is held across forwards or between them, and
+ *     loads of other weights. The reference is the same backbone run through the op layer (ops_path), which
+ *     reads the weights as they are. */
+#include <stdlib.h>
+
 #include "backbone/bb_internal.h"
 #include "cpu/cpu_kernels.h"
 #include "testutil.h"
@@ -106,6 +108,31 @@ static void backbone_follows_changes(void) {
   rn_tensor_release(held);
   forward_matches_ops(bb, x, "after the held weight was released");
   CHECK(bb_packed_filled(bb) > 0);
+
+  /* other weights loaded: the copies go, and the features are the new weights' */
+  rn_backbone *src = NULL;
+  o.seed = 77;
+  if (CHECK_OK(rn_backbone_new(&src, "resnet18", &o))) {
+    int n = rn_backbone_param_count(src);
+    const char **names = calloc((size_t)n, sizeof *names);
+    rn_tensor **ts = calloc((size_t)n, sizeof *ts);
+    for (int i = 0; names && ts && i < n; i++) {
+      names[i] = rn_backbone_param_name(src, i);
+      ts[i] = rn_backbone_get_param(src, i);
+    }
+    rn_tensor *before[1] = {0}, *loaded[1] = {0};
+    CHECK_OK(rn_backbone_forward(bb, x, before));
+    CHECK_OK(rn_backbone_load(bb, n, names, ts, NULL, NULL));
+    CHECK(bb_packed_filled(bb) == 0);
+    CHECK_OK(rn_backbone_forward(bb, x, loaded));
+    if (before[0] && loaded[0]) CHECK(test_max_abs_diff(before[0], loaded[0]) > 1e-4);
+    forward_matches_ops(bb, x, "after a load");
+    rn_tensor_release(before[0]);
+    rn_tensor_release(loaded[0]);
+    free(names);
+    free(ts);
+    rn_backbone_free(src);
+  }
 
   rn_tensor_release(first[0]);
   rn_tensor_release(after[0]);

@@ -51,7 +51,7 @@ rn_status rn_backbone_to_device(rn_backbone *bb, rn_device dev) {
     st = bb_params_to_device(bb, np, bb->n_param);
   }
   if (st == RN_OK) {
-    bb_weights_changed(bb);
+    bb_packed_free(bb); /* copies of the host weights being replaced */
     for (int i = 0; i < bb->n_param; i++) {
       rn_tensor_release(bb->param[i].t);
       bb->param[i].t = np[i];

@@ -117,8 +117,8 @@ rn_status bb_random_init(rn_backbone *bb);
 rn_status bb_ensure_init(rn_backbone *bb);
 
 /* --- bb_forward.c: the CPU forward keeps each convolution's weights in oneDNN's blocked layout between calls
- * (rn_cpu_conv2d_packed). Anything that replaces the weights or hands them out (so they may be changed in
- * place) calls bb_weights_changed; bb_packed_free releases the copies. --- */
+ * (rn_cpu_conv2d_packed). Anything that hands the weights out (so they may be changed in place) calls
+ * bb_weights_changed; what replaces them calls bb_packed_free, which releases the copies. --- */
 void bb_weights_changed(rn_backbone *bb);
 void bb_packed_free(rn_backbone *bb);
 /* How many units hold a blocked copy now (for tests). */

@@ -309,7 +309,7 @@ static rn_status load_named(rn_backbone *bb, const char *what, int n, const char
   if (st == RN_OK) { /* commit */
     int loaded = 0;
     bb->pending_init = false;
-    bb_weights_changed(bb);
+    bb_packed_free(bb); /* copies of the weights being replaced */
     for (int i = 0; i < bb->n_param; i++) {
       rn_tensor_release(bb->param[i].t);
       bb->param[i].t = np[i];

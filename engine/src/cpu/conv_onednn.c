@@ -289,7 +289,8 @@ static rn_status packed_weights(prim_entry *e, const float *w, rn_conv_packed **
     *out = p->data;
     return RN_OK;
   }
-  if (!p && !(p = *slot = calloc(1, sizeof *p))) return rn_error(RN_ERR_OOM, "conv2d: out of memory for packed weights");
+  if (!p && !(p = *slot = calloc(1, sizeof *p)))
+    return rn_error(RN_ERR_OOM, "conv2d: out of memory for packed weights");
   p->stamp = 0; /* invalid until the reorder has run */
   if (p->bytes != e->bytes[1]) {
     free(p->data);
