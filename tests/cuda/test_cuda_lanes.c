@@ -6,7 +6,8 @@
  * once, so the caching allocator recycles blocks while other lanes still run: the schedule that would hand
  * a lane a block another lane is using if the lane tags (engine/src/cuda/lane_tags.h) were wrong. Tolerance:
  * 1e-4 abs + 1e-4 rel (the same kernels and algorithms, so normally equal to the bit, but a library may sum in
- * another order on another handle; a race is off by O(1)). Repeated 20 times. */
+ * another order on another handle; a race is off by O(1)). Repeated 20 times. Also: a capture is not broken by a
+ * refused synchronize or by freeing an older graph meanwhile, and a replay is refused while forked. */
 #include "cuda_check.h"
 
 enum { CHAINS = 4, DEPTH = 12 };
@@ -115,6 +116,30 @@ int main(void) {
   if (g) CHECK_OK(rn_cuda_graph_replay(g));
   rn_cuda_graph_free(g);
   rn_tensor_release(t);
+
+  /* a capture survives a refused synchronize and the freeing of an older graph (what the garbage collector does
+   * to a dropped runner), and gives the eager result; a replay is refused while forked */
+  rn_cuda_graph *old = NULL;
+  rn_tensor *u = NULL, *v = NULL, *w = NULL, *wh = NULL;
+  CHECK_OK(rn_cuda_graph_begin(0));
+  CHECK_OK(rn_add(&u, in[0], in[1]));
+  CHECK_OK(rn_cuda_graph_end(0, &old));
+  CHECK_OK(rn_cuda_graph_begin(0));
+  CHECK_OK(rn_add(&v, in[2], in[3]));
+  CHECK_ERR(rn_cuda_synchronize(0), RN_ERR_ARG, "capture is in progress");
+  rn_cuda_graph_free(old);
+  CHECK_OK(rn_cuda_graph_end(0, &g));
+  CHECK_OK(rn_add(&w, in[2], in[3]));
+  CHECK_OK(rn_to_device(&wh, w, rn_cpu()));
+  if (g) {
+    CHECK_OK(rn_cuda_graph_replay(g));
+    agree_exact(v, wh, "graph captured while an older graph was freed");
+    CHECK_OK(rn_cuda_fork(0, 2));
+    CHECK_ERR(rn_cuda_graph_replay(g), RN_ERR_ARG, "join before a replay");
+    CHECK_OK(rn_cuda_join(0));
+  }
+  rn_cuda_graph_free(g);
+  release_all(4, u, v, w, wh);
 
   /* misuse is refused with the reason */
   CHECK_ERR(rn_cuda_lane(0, 1), RN_ERR_ARG, "no fork");

@@ -88,6 +88,9 @@ rn_status rn_cuda_device_name(int device, char *buf, size_t n) {
 rn_status rn_cuda_synchronize(int device) {
   if (device < 0 || device >= rn_cuda_device_count())
     return rn_error(RN_ERR_DEVICE, "cuda:%d: no such device (%d CUDA devices)", device, rn_cuda_device_count());
+  if (rn_cuda_capturing())
+    return rn_error(RN_ERR_ARG, "cuda synchronize: a CUDA graph capture is in progress (waiting for the device "
+                    "cannot be recorded; synchronize after graph_end)");
   return rn_cu_synchronize_all(device);
 }
 

@@ -53,7 +53,7 @@ bool rn_cuda_forked(int device);
 void rn_cuda_set_lanes(int lanes);
 int rn_cuda_get_lanes(void);
 
-/* Waits for all work queued on the device (every lane). */
+/* Waits for all work queued on the device (every lane); refused during a graph capture. */
 rn_status rn_cuda_synchronize(int device);
 /* Returns the caching allocator's free blocks to the driver (all devices). */
 void rn_cuda_empty_cache(void);
@@ -69,8 +69,8 @@ size_t rn_cuda_cached_bytes(void);
 typedef struct rn_cuda_graph rn_cuda_graph;
 rn_status rn_cuda_graph_begin(int device);
 rn_status rn_cuda_graph_end(int device, rn_cuda_graph **out); /* also ends a failed capture (then an error) */
-rn_status rn_cuda_graph_replay(rn_cuda_graph *g);
-void rn_cuda_graph_free(rn_cuda_graph *g); /* waits for its replays */
+rn_status rn_cuda_graph_replay(rn_cuda_graph *g); /* refused during a capture and while the device is forked */
+void rn_cuda_graph_free(rn_cuda_graph *g);        /* waits for its replays (none can run during a capture) */
 bool rn_cuda_capturing(void);              /* whether a capture is in progress (ops that must wait refuse) */
 
 /* The backend for cuda:<index> (registration in backend.c); NULL with an error when absent. */

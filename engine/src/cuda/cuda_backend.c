@@ -74,13 +74,23 @@ rn_status rn_cuda_fork(int device, int lanes) {
       RN_TRY(rn_cu_check(cudaEventCreateWithFlags(&devs.event[device][i], cudaEventDisableTiming),
                          "cudaEventCreateWithFlags"));
   }
+  if (!rn_cuda_capturing()) { /* the lanes' library handles, made where making them is allowed */
+    RN_TRY(rn_cu_blas_prepare(device, lanes));
+    RN_TRY(rn_cu_dnn_prepare(device, lanes));
+  }
   RN_TRY(rn_cu_alloc_fork(device, lanes));
   /* every lane starts after the work queued so far (in a capture these waits become the graph's edges) */
   rn_status st = rn_cu_check(cudaEventRecord(devs.event[device][0], s), "cudaEventRecord (fork)");
-  for (int i = 1; i < lanes && st == RN_OK; i++)
-    st = rn_cu_check(cudaStreamWaitEvent(devs.stream[device][i], devs.event[device][0], 0),
+  int started = 1;
+  for (; started < lanes && st == RN_OK; started++)
+    st = rn_cu_check(cudaStreamWaitEvent(devs.stream[device][started], devs.event[device][0], 0),
                      "cudaStreamWaitEvent (fork)");
   if (st != RN_OK) {
+    /* lanes that did start (in a capture: that joined it) must rejoin the device stream, or the capture cannot end */
+    for (int i = 1; i < started - 1; i++)
+      if (cudaEventRecord(devs.event[device][i], devs.stream[device][i]) == cudaSuccess)
+        (void)cudaStreamWaitEvent(s, devs.event[device][i], 0);
+    (void)cudaGetLastError();
     rn_cu_alloc_join(device);
     return st;
   }

@@ -77,6 +77,19 @@ static rn_status blas_handle(int device, cudaStream_t stream, cublasHandle_t *ou
   return RN_OK;
 }
 
+rn_status rn_cu_blas_prepare(int device, int lanes) {
+  cudaStream_t s;
+  RN_TRY(rn_cu_enter(device, &s));
+  pthread_once(&lib_once, load_cublas);
+  if (!lib.create) return rn_error(RN_ERR_DEVICE, "gemm: %s", lib.error);
+  rn_status st = RN_OK;
+  pthread_mutex_lock(&blas_lock);
+  for (int i = 0; st == RN_OK && i < lanes && i < RN_CUDA_MAX_LANES; i++)
+    if (!handles[device][i]) st = blas_check(lib.create(&handles[device][i]), "cublasCreate");
+  pthread_mutex_unlock(&blas_lock);
+  return st;
+}
+
 rn_status rn_cu_gemm(rn_tensor *y, const rn_tensor *a, const rn_tensor *b, bool trans_a, bool trans_b, float alpha,
                      float beta) {
   cudaStream_t s;

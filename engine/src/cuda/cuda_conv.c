@@ -63,6 +63,17 @@ static rn_status dnn_handle(int device, cudaStream_t stream, cudnnHandle_t *out)
   return RN_OK;
 }
 
+rn_status rn_cu_dnn_prepare(int device, int lanes) {
+  cudaStream_t s;
+  RN_TRY(rn_cu_enter(device, &s));
+  rn_status st = RN_OK;
+  pthread_mutex_lock(&dnn_lock);
+  for (int i = 0; st == RN_OK && i < lanes && i < RN_CUDA_MAX_LANES; i++)
+    if (!handles[device][i]) st = dnn_check(cudnnCreate(&handles[device][i]), "cudnnCreate");
+  pthread_mutex_unlock(&dnn_lock);
+  return st;
+}
+
 typedef enum { DIR_FORWARD, DIR_BACKWARD_DATA, DIR_BACKWARD_WEIGHT } conv_dir;
 static const char *dir_names[] = {"conv2d", "conv2d backward (data)", "conv2d backward (weight)"};
 
@@ -253,9 +264,11 @@ static rn_status try_algo(conv_dir dir, cudnnHandle_t h, const descs *d, const b
                       : dir == DIR_BACKWARD_DATA ? "cudnnConvolutionBackwardData" : "cudnnConvolutionBackwardFilter");
 }
 
+/* Timing the algorithms runs them and waits for the device, which a graph capture cannot record: a shape first
+ * met during a capture takes the heuristics' choice. */
 static bool bench_mode(void) {
   const char *e = getenv("REALNET_CUDNN_BENCHMARK");
-  return e && strcmp(e, "1") == 0;
+  return e && strcmp(e, "1") == 0 && !rn_cuda_capturing();
 }
 
 static rn_status dir_check(cudnnStatus_t s, conv_dir dir) {

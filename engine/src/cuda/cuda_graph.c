@@ -72,6 +72,8 @@ rn_status rn_cuda_graph_end(int device, rn_cuda_graph **out) {
 rn_status rn_cuda_graph_replay(rn_cuda_graph *g) {
   if (!g) return rn_error(RN_ERR_ARG, "cuda graph: replay of a freed graph");
   if (rn_cuda_capturing()) return rn_error(RN_ERR_ARG, "cuda graph: cannot replay while a capture is in progress");
+  if (rn_cuda_forked(g->device))
+    return rn_error(RN_ERR_ARG, "cuda graph: cuda:%d is forked over lanes; join before a replay", g->device);
   cudaStream_t s;
   RN_TRY(rn_cu_enter(g->device, &s));
   return rn_cu_check(cudaGraphLaunch(g->exec, s), "cudaGraphLaunch");
@@ -80,8 +82,11 @@ rn_status rn_cuda_graph_replay(rn_cuda_graph *g) {
 void rn_cuda_graph_free(rn_cuda_graph *g) {
   if (!g) return;
   cudaStream_t s;
-  /* replays in flight use its blocks */
-  if (rn_cu_enter(g->device, &s) == RN_OK) (void)rn_cu_synchronize_all(g->device);
+  /* replays in flight use its blocks. During a capture on its device (the garbage collector may free an old
+   * graph then) a synchronisation would break the capture, and none is needed: graph_begin waited for the
+   * device and replays are refused until the capture ends. */
+  if (atomic_load(&capture_device) != g->device && rn_cu_enter(g->device, &s) == RN_OK)
+    (void)rn_cu_synchronize_all(g->device);
   (void)cudaGetLastError();
   cudaGraphExecDestroy(g->exec);
   rn_cu_graph_pool_free(g->pool);

@@ -30,6 +30,10 @@ rn_status rn_cu_stream(const rn_tensor *t, cudaStream_t *stream);
 int rn_cu_current_lane(int device);
 /* Waits for every stream of the device, lanes included. */
 rn_status rn_cu_synchronize_all(int device);
+/* Create the cuBLAS / cuDNN handles of lanes 0 .. lanes-1 now (a fork outside a capture calls them): creating one
+ * allocates device memory, which a graph capture must not record. */
+rn_status rn_cu_blas_prepare(int device, int lanes);
+rn_status rn_cu_dnn_prepare(int device, int lanes);
 
 /* Device address of t's element 0 (storage offset applied), and its shape/strides for the launchers. */
 static inline void *rn_cu_ptr(const rn_tensor *t) {
