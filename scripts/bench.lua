@@ -390,7 +390,7 @@ local function bench_realnet(o)
     (gc1.seconds - gc0.seconds) / n * 1e3))
   if not runner then print(("kernel calls per batch: %d"):format(calls)) end
   if o.bf16 then
-    print(("bfloat16 autocast: %d convolution calls ran in float32 (no bfloat16 algorithm for their shape)")
+    print(("bfloat16 autocast: %d convolution calls so far ran in float32 (no bfloat16 algorithm for the shape)")
       :format(rn.cuda.bf16_fallbacks()))
   end
   local where = on_gpu and ("%s (%s)"):format(dev, rn.cuda.device_name(dev)) or
