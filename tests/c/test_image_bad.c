@@ -1,6 +1,7 @@
 /* test_image_bad.c - hostile and broken image input: every truncation of PNG/JPEG/BMP fixtures, byte flips
  * and seeded random mutations (no crash; an error or a well-formed image), zero-size images, a text file
- * named .png, huge declared dimensions (refused by the pixel limit before allocating), RLE BMP, missing
+ * named .png, huge declared dimensions (refused by the pixel limit before allocating), a huge declared
+ * ancillary chunk, RLE BMP, missing
  * files and directories, empty files. Every error is RN_ERR_FORMAT / RN_ERR_IO / RN_ERR_UNSUPPORTED with a
  * message naming the file. */
 #include <stdlib.h>
@@ -193,6 +194,9 @@ static void files(void) {
   CHECK_ERR(rn_image_read(&t, fixture_path("bmp_rle8.bmp"), NULL), RN_ERR_UNSUPPORTED, "bmp_rle8.bmp");
   CHECK_ERR(rn_image_read(&t, fixture_path("no_such_file.png"), NULL), RN_ERR_IO, "no_such_file.png");
   CHECK_ERR(rn_image_read(&t, fixture_path("tiff_f32.tif"), NULL), RN_ERR_UNSUPPORTED, "rn_image_read_tiff");
+  /* 42 bytes declaring a 1.9 GB sPLT chunk (found by fuzz/png): a clean error, without libpng allocating the
+   * declared length first (the fuzz runs' -malloc_limit_mb catches that; this file is among their seeds) */
+  CHECK_ERR(rn_image_read(&t, fixture_path("png_huge_chunk.png"), NULL), RN_ERR_FORMAT, "png_huge_chunk.png");
   char dir[] = "/tmp/rn_image_bad_XXXXXX";
   if (CHECK(mkdtemp(dir) != NULL)) {
     CHECK_ERR(rn_image_read(&t, dir, NULL), RN_ERR_IO, dir);

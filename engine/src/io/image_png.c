@@ -98,6 +98,14 @@ rn_status rn_png_decode(rn_image_raw *out, const unsigned char *bytes, size_t n,
     png_destroy_read_struct(j.png ? &j.png : NULL, NULL, NULL);
     return rn_error(RN_ERR_OOM, "image %s: out of memory creating a PNG decoder", what);
   }
+  /* libpng allocates some ancillary chunks' declared length before reading them (a 42-byte file declaring a
+   * 1.9 GB sPLT chunk took 1.9 GB; png_set_chunk_malloc_max does not cover sPLT). The pixels need none of them
+   * (no gamma, background or shift transforms here), so every known ancillary chunk but tRNS is skipped
+   * unread, as unknown chunks are; decompressed chunks are capped too. */
+  static const png_byte skipped[] = "bKGD\0cHRM\0eXIf\0gAMA\0hIST\0iCCP\0iTXt\0oFFs\0pCAL\0pHYs\0sBIT\0sCAL\0sPLT\0"
+                                     "sRGB\0tEXt\0tIME\0zTXt";
+  png_set_keep_unknown_chunks(j.png, PNG_HANDLE_CHUNK_NEVER, skipped, (int)(sizeof skipped / 5));
+  png_set_chunk_malloc_max(j.png, n > ((size_t)8 << 20) ? n : ((size_t)8 << 20));
   int failed = png_run(&j);
   png_destroy_read_struct(&j.png, &j.info, NULL);
   free(j.rows);
