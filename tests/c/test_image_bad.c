@@ -1,8 +1,8 @@
 /* test_image_bad.c - hostile and broken image input: every truncation of PNG/JPEG/BMP fixtures, byte flips
  * and seeded random mutations (no crash; an error or a well-formed image), zero-size images, a text file
  * named .png, huge declared dimensions (refused by the pixel limit before allocating), a huge declared
- * ancillary chunk, RLE BMP, missing files and directories, empty files. Every error is RN_ERR_FORMAT / RN_ERR_IO / RN_ERR_UNSUPPORTED with a
- * message naming the file. */
+ * ancillary chunk, RLE BMP, missing files and directories, empty files. Every error is RN_ERR_FORMAT /
+ * RN_ERR_IO / RN_ERR_UNSUPPORTED with a message naming the file. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
