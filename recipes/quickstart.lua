@@ -16,8 +16,9 @@
 -- are kept in data/ and reused by later runs. `--scale smoke` is the seconds-long version the tests run.
 --
 -- Measured on the demo data, 2 cores (2026-11-29, the cpu preset of that day: ResNet-50 v2 stage 3 alone, AFS
--- dims {384}): with the ResNet-50 v2 weights image AUROC 0.9625, pixel AUROC 0.9726, AU-PRO 0.8652, 87 s for the
--- variant on an idle machine. With the preset's weight average (trainer.average 0.9) the same run gives 0.9025 /
+-- dims {384}): with the ResNet-50 v2 weights image AUROC 0.9563, pixel AUROC 0.9724, AU-PRO 0.8701, 89 s on an
+-- idle machine (engine of that evening; before commit a72708d changed the order gradients are summed in, 0.9625
+-- / 0.9726 / 0.8652 in 87 s). With the preset's weight average (trainer.average 0.9) the same run gives 0.9025 /
 -- 0.9466 / 0.7645: 30 epochs of 10 steps are still improving at the end, and the average lags behind them, hence
 -- average = 0 here. The previous preset (stages 2-3, dims {128, 384}) gave 0.9463 / 0.9874 / 0.9449 in 3:07
 -- (machine shared); the first cpu preset (stages 1-3, 20 epochs) 0.935 in 1:45; a random-init backbone 0.645 at
